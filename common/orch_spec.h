@@ -14,7 +14,7 @@
 #include "orch_err.h"
 
 #define ORCH_SPEC_MAX_BYTES (1024 * 1024) /* a spec file larger than this is refused */
-#define ORCH_SPEC_MAX_SERVICES 256
+#define ORCH_SPEC_MAX_SERVICES 128 /* one etcd transaction stores them all */
 #define ORCH_SPEC_MAX_REPLICAS 10000
 
 typedef enum

@@ -1,0 +1,36 @@
+/* orch-scheduler as a library: the daemon's main parses flags into a
+ * sched_config_t and runs the loop; tests can drive the same code. */
+#ifndef ORCH_SCHEDULER_H
+#define ORCH_SCHEDULER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "orch_err.h"
+
+typedef struct sched_config_s
+{
+  const char *etcd_endpoints; /* "http://127.0.0.1:2379[,http://...]" */
+  const char *api_listen;     /* "127.0.0.1:7700" */
+  const char *agent_listen;   /* "0.0.0.0:7701" */
+  const char *join_token;     /* NULL or "" = no token required */
+  int64_t node_ttl_ms;        /* heartbeat TTL (default 10 s) */
+  int64_t node_grace_ms;      /* extra time before a silent node is down (default 10 s) */
+  const char *identity;       /* this scheduler's name, for Hello replies and logs */
+} sched_config_t;
+
+typedef struct sched_s sched_t;
+
+/* Creates the scheduler on loop: opens the store, binds both listeners and
+ * starts loading state from etcd. Returns NULL with err when a listener
+ * cannot be bound or the store cannot be created. */
+sched_t *sched_new (uv_loop_t *loop, const sched_config_t *cfg, orch_err_t *err);
+
+/* Starts a clean shutdown: closes listeners and connections, cancels store
+ * requests; the loop ends once every handle is closed. */
+void sched_stop (sched_t *s);
+
+/* Frees what is left after the loop has ended. */
+void sched_free (sched_t *s);
+
+#endif
