@@ -1,0 +1,149 @@
+# Shared helpers for orch's integration tests: real etcd, orch-scheduler and
+# orch-agents on loopback (or in network namespaces), cleaned up on exit
+# whatever happens. Source it at the top of a test:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   itest_init            # root check (exit 77 to skip), temp dir, trap
+#   itest_start_cluster   # etcd + scheduler
+#   itest_start_agent n1  # one agent (optionally in a netns: itest_start_agent n1 NETNS ADDR)
+#   orchctl get nodes     # orchctl talking to this cluster
+#
+# Failures: `fail "message"` prints the message, the daemons' log tails, and
+# exits 1.
+
+ORCH_SOURCE_DIR=${ORCH_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+ORCH_BUILD_DIR=${ORCH_BUILD_DIR:-$ORCH_SOURCE_DIR/build}
+BIN=$ORCH_BUILD_DIR/bin
+. "$ORCH_SOURCE_DIR/tests/integration/lib_etcd.sh"
+
+IT_DIR=
+IT_AGENTS=()
+IT_NETNS=()
+IT_CGROUP_PARENTS=()
+
+itest_init() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: integration tests need root (namespaces, cgroups)"
+    exit 77
+  fi
+  for b in orch-scheduler orch-agent orchctl orch-init; do
+    [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: build first"; exit 1; }
+  done
+  IT_DIR=$(mktemp -d /tmp/orch-it.XXXXXX)
+  trap itest_cleanup EXIT
+  trap 'exit 1' INT TERM
+}
+
+itest_free_port() { etcd__free_port; }
+
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$IT_DIR"/*.log; do
+    [ -f "$f" ] || continue
+    echo "---- tail of $(basename "$f")" >&2
+    tail -n 40 "$f" >&2
+  done
+  exit 1
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND... : polls every 100 ms.
+wait_until() {
+  local secs=$1 what=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  while [ $SECONDS -lt $deadline ]; do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  fail "timed out after ${secs}s waiting for: $what"
+}
+
+itest_start_cluster() {
+  etcd_start "$IT_DIR" || fail "etcd did not start"
+  IT_API_PORT=$(itest_free_port)
+  IT_AGENT_PORT=$(itest_free_port)
+  IT_AGENT_LISTEN=${IT_AGENT_LISTEN:-127.0.0.1}
+  itest_start_scheduler
+}
+
+itest_start_scheduler() {
+  "$BIN/orch-scheduler" --etcd "$ETCD_ENDPOINT" --api-listen "127.0.0.1:$IT_API_PORT" \
+    --agent-listen "$IT_AGENT_LISTEN:$IT_AGENT_PORT" --node-ttl "${IT_NODE_TTL:-3s}" \
+    --node-grace "${IT_NODE_GRACE:-2s}" >>"$IT_DIR/scheduler.log" 2>&1 &
+  IT_SCHED_PID=$!
+  wait_until 20 "scheduler answers" orchctl get nodes
+}
+
+orchctl() { "$BIN/orchctl" --server "127.0.0.1:$IT_API_PORT" "$@"; }
+
+# itest_start_agent NODE [NETNS SCHEDULER_ADDR] : state in $IT_DIR/NODE.
+itest_start_agent() {
+  local node=$1 netns=${2:-} sched=${3:-127.0.0.1}
+  local parent="orch-it-$$-$node"
+  mkdir -p "$IT_DIR/$node"
+  IT_CGROUP_PARENTS+=("$parent")
+  local cmd=("$BIN/orch-agent" --scheduler "$sched:$IT_AGENT_PORT" --node-id "$node"
+             --state-dir "$IT_DIR/$node" --cgroup-parent "$parent" --heartbeat-interval 1s
+             ${IT_AGENT_ARGS:-})
+  if [ -n "$netns" ]; then
+    ip netns exec "$netns" "${cmd[@]}" >>"$IT_DIR/agent-$node.log" 2>&1 &
+  else
+    "${cmd[@]}" >>"$IT_DIR/agent-$node.log" 2>&1 &
+  fi
+  eval "IT_AGENT_PID_${node//-/_}=$!"
+  IT_AGENTS+=("$!")
+  wait_until 20 "node $node ready" sh -c "'$BIN/orchctl' --server 127.0.0.1:$IT_API_PORT get nodes | grep -q '^$node .*ready'"
+}
+
+agent_pid() { local v="IT_AGENT_PID_${1//-/_}"; echo "${!v}"; }
+
+itest_busybox_tar() {
+  if [ ! -f "$IT_DIR/busybox.tar" ]; then
+    "$ORCH_SOURCE_DIR/deploy/make-busybox-image.sh" "$IT_DIR/busybox.tar" >/dev/null 2>&1 ||
+      fail "cannot make the busybox image"
+  fi
+  echo "$IT_DIR/busybox.tar"
+}
+
+# itest_import_busybox NODE : imports busybox into that node's image store.
+itest_import_busybox() {
+  "$BIN/orchctl" image import busybox "$(itest_busybox_tar)" --state-dir "$IT_DIR/$1" >/dev/null ||
+    fail "image import on $1 failed"
+}
+
+# json_get FILTER : reads JSON on stdin, prints the filter's result (python3).
+json_get() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+itest_cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${IT_AGENTS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  [ -n "${IT_SCHED_PID:-}" ] && kill -TERM "$IT_SCHED_PID" 2>/dev/null
+  wait 2>/dev/null
+  # Workloads outlive their agent by design: kill them through their cgroups.
+  for parent in "${IT_CGROUP_PARENTS[@]}"; do
+    for hier in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do
+      [ -d "$hier" ] || continue
+      for cg in "$hier"/*/; do
+        [ -f "$cg/cgroup.procs" ] || continue
+        for _ in 1 2 3 4 5; do
+          xargs -r kill -KILL < "$cg/cgroup.procs" 2>/dev/null
+          [ -s "$cg/cgroup.procs" ] || break
+          sleep 0.1
+        done
+        rmdir "$cg" 2>/dev/null
+      done
+      rmdir "$hier" 2>/dev/null
+    done
+  done
+  etcd_stop 2>/dev/null
+  for ns in "${IT_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  if [ -n "$IT_DIR" ] && [ -d "$IT_DIR" ]; then
+    grep -o " $IT_DIR/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+    if [ $rc -ne 0 ] && [ -n "${ORCH_KEEP_TEST_DIR:-}" ]; then
+      echo "kept $IT_DIR"
+    else
+      rm -rf "$IT_DIR"
+    fi
+  fi
+  exit $rc
+}
