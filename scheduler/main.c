@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,12 +66,15 @@ on_signal (uv_signal_t *h, int signum)
   uv_close ((uv_handle_t *) &sig_int, NULL);
 }
 
-static int
-usage_error (const char *fmt, const char *arg)
+static int __attribute__ ((format (printf, 1, 2)))
+usage_error (const char *fmt, ...)
 {
+  va_list ap;
+  va_start (ap, fmt);
   fprintf (stderr, "orch-scheduler: ");
-  fprintf (stderr, fmt, arg);
+  vfprintf (stderr, fmt, ap);
   fprintf (stderr, "\nTry 'orch-scheduler --help' for more information.\n");
+  va_end (ap);
   return 2;
 }
 

@@ -587,10 +587,13 @@ on_service_deleted (sched_t *s, void *ctx, int status, const char *error, bool f
     }
   else
     {
-      sched_service_free (orch_map_del (&s->services, dc->name));
+      sched_service_t *svc = orch_map_del (&s->services, dc->name);
       sched_alloc_t **allocs;
       size_t n = service_allocs (s, dc->name, &allocs);
+      for (size_t i = 0; i < n; i++)
+        allocs[i]->stop_grace_ms = svc->spec.stop_grace_ms;
       free (allocs);
+      sched_service_free (svc);
       orch_info ("service %s deleted; stopping %zu allocation(s)", dc->name, n);
       sched_reconcile_mark (s, dc->name);
       Orch__DeleteReply reply = ORCH__DELETE_REPLY__INIT;
@@ -743,7 +746,9 @@ handle_logs (sched_conn_t *c, uint64_t request_id, const Orch__LogsRequest *req)
   sched_agent_send (n->agent, &env);
 }
 
-/* An agent answered a forwarded logs request (LogsReply or Error). */
+/* An agent answered a forwarded logs request (LogsReply or Error). The
+ * answer is rebuilt rather than re-sent as received, so that nothing the
+ * agent added beyond the schema travels on to orchctl. */
 void
 sched_api_logs_reply (sched_t *s, uint64_t agent_request_id, Orch__Envelope *env)
 {
@@ -753,8 +758,20 @@ sched_api_logs_reply (sched_t *s, uint64_t agent_request_id, Orch__Envelope *env
       if (w->agent_request_id != agent_request_id)
         continue;
       *p = w->next;
-      env->request_id = w->request_id;
-      sched_conn_send (w->conn, env);
+      if (env->msg_case == ORCH__ENVELOPE__MSG_LOGS_REPLY)
+        {
+          Orch__LogsReply reply = ORCH__LOGS_REPLY__INIT;
+          reply.data = env->logs_reply->data;
+          reply.truncated = env->logs_reply->truncated;
+          Orch__Envelope out = ORCH__ENVELOPE__INIT;
+          out.request_id = w->request_id;
+          out.msg_case = ORCH__ENVELOPE__MSG_LOGS_REPLY;
+          out.logs_reply = &reply;
+          sched_conn_send (w->conn, &out);
+        }
+      else
+        sched_api_reply_error (w->conn, w->request_id, env->error->code, env->error->message,
+                               env->error->details, env->error->n_details);
       waiter_free (w);
       return;
     }

@@ -65,6 +65,7 @@ typedef struct sched_alloc_s
   sched_status_t status;
   bool status_dirty; /* status changed since last persisted */
   bool removing;     /* its deletion is being written; no more status writes */
+  int64_t stop_grace_ms; /* from its service; kept for when the service is deleted */
   place_alloc_id_t place_id; /* handle in the placement engine */
 } sched_alloc_t;
 

@@ -295,7 +295,7 @@ run_pass (sched_t *s)
           sched_node_t *node = orch_map_get (&s->nodes, a->node);
           bool draining = node && node->draining && !sched_status_terminal (&a->status);
           if (svc == NULL || a->spec_version != svc->version || draining)
-            pass_remove (p, s, a, svc ? svc->spec.stop_grace_ms : 10000);
+            pass_remove (p, s, a, svc ? svc->spec.stop_grace_ms : a->stop_grace_ms);
           else
             g->v[n_live++] = a;
         }

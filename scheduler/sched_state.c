@@ -138,6 +138,7 @@ sched_alloc_new (const char *service, const char *node, const char *isolation, c
   a->created_at_ms = orch_now_wall_ms ();
   strcpy (a->status.state, "pending");
   a->place_id = PLACE_ALLOC_NONE;
+  a->stop_grace_ms = 10000;
   return a;
 }
 
@@ -218,6 +219,7 @@ sched_alloc_decode (const char *json, size_t len, orch_err_t *err)
   a->spec_version = (uint64_t) json_integer_value (json_object_get (j, "spec_version"));
   a->created_at_ms = json_integer_value (json_object_get (j, "created_at_ms"));
   a->place_id = PLACE_ALLOC_NONE;
+  a->stop_grace_ms = 10000;
   json_t *st = json_object_get (j, "status");
   snprintf (a->status.state, sizeof a->status.state, "%s",
             *json_str (st, "state") ? json_str (st, "state") : "pending");
