@@ -1,4 +1,5 @@
 /* Errors with context (see orch_err.h). */
+#define _GNU_SOURCE
 #include "orch_err.h"
 #include "orch_util.h"
 
@@ -53,6 +54,7 @@ orch_err_wrap (orch_err_t *err, const char *fmt, ...)
   char ctx[ORCH_ERR_MSG_MAX];
   char old[ORCH_ERR_MSG_MAX];
   va_list ap;
+  size_t n;
 
   if (err == NULL)
     return -1;
@@ -61,10 +63,18 @@ orch_err_wrap (orch_err_t *err, const char *fmt, ...)
   va_end (ap);
   memcpy (old, err->msg, sizeof (old));
   old[sizeof (old) - 1] = '\0';
-  if (old[0] == '\0')
-    snprintf (err->msg, sizeof (err->msg), "%s", ctx);
-  else
-    snprintf (err->msg, sizeof (err->msg), "%s: %s", ctx, old);
+  /* Long messages are cut at the end, keeping the outer context. */
+  n = strlen (ctx);
+  memcpy (err->msg, ctx, n + 1);
+  if (old[0] != '\0' && n + 2 < sizeof (err->msg))
+    {
+      size_t room = sizeof (err->msg) - n - 3, m = strlen (old);
+      if (m > room)
+        m = room;
+      memcpy (err->msg + n, ": ", 2);
+      memcpy (err->msg + n + 2, old, m);
+      err->msg[n + 2 + m] = '\0';
+    }
   return orch__err_ret (err->code);
 }
 

@@ -1,4 +1,5 @@
 /* One line per event on stderr (see orch_log.h). */
+#define _GNU_SOURCE
 #include "orch_log.h"
 
 #include <stdarg.h>

@@ -1,4 +1,5 @@
 /* Memory, file and clock helpers (see orch_util.h). */
+#define _GNU_SOURCE
 #include "orch_util.h"
 
 #include <dirent.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 static void __attribute__ ((noreturn))
@@ -149,6 +151,9 @@ orch_read_file (const char *path, size_t max, char **out, size_t *len)
   struct stat st;
   size_t cap, used = 0;
 
+  /* Keeps max + 1 and the doubling below from overflowing. */
+  if (max > SIZE_MAX / 4)
+    max = SIZE_MAX / 4;
   fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
     return -errno;
@@ -156,11 +161,12 @@ orch_read_file (const char *path, size_t max, char **out, size_t *len)
     return -errno;
   if (S_ISDIR (st.st_mode))
     return -EISDIR;
-  /* Refuse early when the size is known; files such as /proc entries report
-   * 0 and are bounded while reading instead. */
-  if (S_ISREG (st.st_mode) && st.st_size > 0 && (uint64_t) st.st_size > max)
-    return -EFBIG;
-  cap = S_ISREG (st.st_mode) && st.st_size > 0 ? (size_t) st.st_size + 1 : 4096;
+  /* st_size is only a hint for the first buffer: /proc and cgroupfs report
+   * 0 and sysfs 4096 whatever the content, so the limit is enforced on the
+   * bytes actually read. */
+  cap = S_ISREG (st.st_mode) && st.st_size > 0 && (uint64_t) st.st_size < max
+            ? (size_t) st.st_size + 1
+            : 4096;
   if (cap > max + 1)
     cap = max + 1;
   if (cap == 0)

@@ -1,0 +1,4 @@
+# Unit tests of the common library (errors, quantities, util, service spec).
+orch_unit_test(test_quantity SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_quantity.c LIBS orch_common)
+orch_unit_test(test_util SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_util.c LIBS orch_common)
+orch_unit_test(test_spec SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_spec.c LIBS orch_common)
