@@ -1,0 +1,275 @@
+/* Builds the agent (cgroups, runtimes, supervisor, session), handles the
+ * stop signals, and clears what a previous run left behind. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_internal.h"
+#include "orch_log.h"
+#include "orch_quantity.h"
+#include "orch_util.h"
+
+/* The runtimes the agent knows by name; only those whose probe succeeded
+ * are offered to the scheduler and used. */
+static const char *const agent__runtime_names[] = { "container", "microvm" };
+
+/* The supervisor's lookup: a runtime by isolation name, only if it probed
+ * fine on this host. */
+static const rt_ops_t *
+agent__lookup_runtime (void *ctx, const char *isolation)
+{
+  agent_t *a = ctx;
+  size_t i;
+
+  for (i = 0; i < a->n_runtimes; i++)
+    if (strcmp (a->runtimes[i], isolation) == 0)
+      return rt_lookup (isolation);
+  return NULL;
+}
+
+static void
+agent__on_alloc_event (void *ctx, const agent_alloc_t *al)
+{
+  agent_session_alloc_event (ctx, al);
+}
+
+static void
+agent__on_stop_signal (uv_signal_t *h, int signum)
+{
+  agent_shutdown (h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* Allocation directories left by a previous run: their workloads are not
+ * re-adopted yet, so their cgroups (and anything still running in them) are
+ * destroyed and the directories removed, leaving a clean slate that matches
+ * what the agent registers. */
+static void
+agent__cleanup_leftovers (agent_t *a)
+{
+  cleanup_free char *dir = xasprintf ("%s/allocs", a->cfg->state_dir);
+  const rt_ops_t *rt = rt_lookup ("container");
+  size_t cleaned = 0, failed = 0;
+  struct dirent *de;
+  DIR *d;
+
+  d = opendir (dir);
+  if (d == NULL)
+    {
+      if (errno != ENOENT)
+        orch_warn ("cannot read %s: %s", dir, strerror (errno));
+      return;
+    }
+  while ((de = readdir (d)) != NULL)
+    {
+      cleanup_free char *path = NULL;
+      orch_err_t err = { 0 };
+      struct stat st;
+      bool ok = true;
+      int r;
+
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      path = xasprintf ("%s/%s", dir, de->d_name);
+      if (lstat (path, &st) < 0 || !S_ISDIR (st.st_mode))
+        continue;
+      if (!orch_is_dns_label (de->d_name))
+        {
+          orch_warn ("leaving %s alone: not an allocation directory", path);
+          continue;
+        }
+      if (rt != NULL && rt->cleanup (&a->sup.env, de->d_name, &err) < 0)
+        {
+          orch_warn ("alloc %s (previous run): cleanup: %s", de->d_name, err.msg);
+          ok = false;
+        }
+      orch_err_clear (&err);
+      if (a->cg != NULL && a->cg->ops->destroy (a->cg, de->d_name, &err) < 0)
+        {
+          orch_warn ("alloc %s (previous run): destroy cgroup: %s", de->d_name, err.msg);
+          ok = false;
+        }
+      r = orch_rm_rf (path);
+      if (r < 0)
+        {
+          orch_warn ("alloc %s (previous run): remove %s: %s", de->d_name, path, strerror (-r));
+          ok = false;
+        }
+      if (ok)
+        cleaned++;
+      else
+        failed++;
+    }
+  closedir (d);
+  if (cleaned > 0 || failed > 0)
+    orch_info ("cleaned up %zu allocation(s) left by a previous run in %s (re-adoption is not "
+               "implemented yet, so their workloads were stopped)%s",
+               cleaned, dir, failed ? "; some could not be cleaned, see above" : "");
+}
+
+static void
+agent__probe_runtimes (agent_t *a)
+{
+  size_t i;
+
+  for (i = 0; i < ORCH_ARRAY_LEN (agent__runtime_names); i++)
+    {
+      const rt_ops_t *rt = rt_lookup (agent__runtime_names[i]);
+      orch_err_t err = { 0 };
+
+      if (rt == NULL)
+        continue;
+      if (rt->probe (&a->sup.env, &err) < 0)
+        {
+          orch_warn ("runtime %s is not available on this node: %s", rt->name, err.msg);
+          continue;
+        }
+      a->runtimes = xrealloc (a->runtimes, (a->n_runtimes + 1) * sizeof (char *));
+      a->runtimes[a->n_runtimes++] = xstrdup (agent__runtime_names[i]);
+    }
+  if (a->n_runtimes == 0)
+    orch_warn ("no runtime is available on this node: it will accept no allocation");
+}
+
+agent_t *
+agent_new (uv_loop_t *loop, const agent_config_t *cfg, orch_err_t *err)
+{
+  agent_sup_deps_t deps = {
+    .lookup = agent__lookup_runtime,
+    .image_rootfs = image_rootfs,
+  };
+  cleanup_free char *allocs_dir = NULL;
+  char cpu_buf[32], mem_buf[32];
+  int64_t cap_cpu, cap_mem;
+  cg_limits_t parent = { 0 };
+  orch_err_t lerr = { 0 };
+  agent_t *a;
+  size_t i;
+  int r;
+
+  a = xcalloc (1, sizeof (*a));
+  deps.ctx = a;
+  a->loop = loop;
+  a->cfg = cfg;
+
+  allocs_dir = xasprintf ("%s/allocs", cfg->state_dir);
+  r = orch_mkdir_p (allocs_dir, 0700);
+  if (r < 0)
+    {
+      orch_err_set (err, -r, "cannot create %s: %s", allocs_dir, strerror (-r));
+      free (a);
+      return NULL;
+    }
+
+  a->cg = cg_manager_new (cfg->cgroup_parent, err);
+  if (a->cg == NULL)
+    {
+      orch_err_wrap (err, "cgroup parent %s", cfg->cgroup_parent);
+      free (a);
+      return NULL;
+    }
+
+  a->host_cpus = agent_node_host_cpus ();
+  r = agent_node_host_memory (&a->host_memory);
+  if (r < 0)
+    {
+      orch_warn ("cannot read the host's memory from /proc/meminfo: %s", strerror (-r));
+      a->host_memory = 0;
+    }
+
+  r = agent_sup_init (&a->sup, loop, cfg->state_dir, a->cg, &deps, agent__on_alloc_event, a);
+  if (r < 0)
+    {
+      orch_err_set (err, -r, "cannot watch SIGCHLD: %s", uv_strerror (r));
+      cg_manager_free (a->cg);
+      free (a);
+      return NULL;
+    }
+  a->sup_ready = true;
+
+  agent__probe_runtimes (a);
+  agent__cleanup_leftovers (a);
+
+  uv_timer_init (loop, &a->retry_timer);
+  uv_timer_init (loop, &a->hello_timer);
+  uv_timer_init (loop, &a->heartbeat_timer);
+  uv_signal_init (loop, &a->sigterm);
+  uv_signal_init (loop, &a->sigint);
+  a->sigterm.data = a;
+  a->sigint.data = a;
+  uv_signal_start (&a->sigterm, agent__on_stop_signal, SIGTERM);
+  uv_signal_start (&a->sigint, agent__on_stop_signal, SIGINT);
+
+  /* Jitter for reconnects differs between agents started together. */
+  srandom ((unsigned) (time (NULL) ^ (getpid () << 16)));
+
+  if (a->cg->ops->parent_limits (a->cg, &parent, &lerr) < 0)
+    memset (&parent, 0, sizeof (parent));
+  agent_node_capacity (&parent, a->host_cpus, a->host_memory, cfg->reserve_cpu_milli,
+                       cfg->reserve_memory_bytes, &cap_cpu, &cap_mem);
+  {
+    char rts[64] = "";
+    for (i = 0; i < a->n_runtimes; i++)
+      snprintf (rts + strlen (rts), sizeof (rts) - strlen (rts), "%s%s", i ? "," : "",
+                a->runtimes[i]);
+    orch_info ("orch-agent %s starting: node %s, state %s, cgroup %s (%s), capacity cpu %s "
+               "memory %s (%s), runtimes: %s",
+               ORCH_AGENT_VERSION, cfg->node_id, cfg->state_dir, cfg->cgroup_parent,
+               a->cg->ops->name, orch_fmt_cpu (cap_cpu, cpu_buf, sizeof (cpu_buf)),
+               orch_fmt_memory (cap_mem, mem_buf, sizeof (mem_buf)),
+               parent.cpu_milli > 0 || parent.memory_bytes > 0 ? "cgroup limits" : "host totals",
+               a->n_runtimes ? rts : "none");
+  }
+
+  agent_session_start (a);
+  return a;
+}
+
+int
+agent_run (agent_t *a)
+{
+  uv_run (a->loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+void
+agent_shutdown (agent_t *a, const char *why)
+{
+  size_t i, running = 0;
+
+  if (a->shutting_down)
+    return;
+  a->shutting_down = true;
+  for (i = 0; i < a->sup.n_allocs; i++)
+    running += a->sup.allocs[i]->state == AGENT_ALLOC_RUNNING;
+  orch_info ("%s: shutting down; %zu workload(s) keep running", why ? why : "stop requested",
+             running);
+  agent_session_stop (a);
+  uv_close ((uv_handle_t *) &a->retry_timer, NULL);
+  uv_close ((uv_handle_t *) &a->hello_timer, NULL);
+  uv_close ((uv_handle_t *) &a->heartbeat_timer, NULL);
+  uv_close ((uv_handle_t *) &a->sigterm, NULL);
+  uv_close ((uv_handle_t *) &a->sigint, NULL);
+  if (a->sup_ready)
+    agent_sup_close (&a->sup);
+}
+
+void
+agent_free (agent_t *a)
+{
+  size_t i;
+
+  if (a == NULL)
+    return;
+  for (i = 0; i < a->n_runtimes; i++)
+    free (a->runtimes[i]);
+  free (a->runtimes);
+  cg_manager_free (a->cg);
+  free (a);
+}
