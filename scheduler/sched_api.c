@@ -590,7 +590,7 @@ on_service_deleted (sched_t *s, void *ctx, int status, const char *error, bool f
       sched_service_t *svc = orch_map_del (&s->services, dc->name);
       sched_alloc_t **allocs;
       size_t n = service_allocs (s, dc->name, &allocs);
-      for (size_t i = 0; i < n; i++)
+      for (size_t i = 0; svc && i < n; i++)
         allocs[i]->stop_grace_ms = svc->spec.stop_grace_ms;
       free (allocs);
       sched_service_free (svc);

@@ -298,6 +298,12 @@ sched_free (sched_t *s)
   orch_map_free (&s->allocs);
   orch_map_free (&s->nodes);
   orch_map_free (&s->dirty_services);
+  for (size_t i = 0; i < s->watch_backlog_len; i++)
+    {
+      free (s->watch_backlog[i].kv.key);
+      free (s->watch_backlog[i].kv.value);
+    }
+  free (s->watch_backlog);
   place_cluster_free (s->cluster);
   free (s);
 }

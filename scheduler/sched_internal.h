@@ -177,6 +177,8 @@ struct sched_s
   int writes_in_flight;
   struct sched_batch_s *write_queue; /* sched_write.c: ordered writes, head in flight */
   bool watching;
+  store_event_t *watch_backlog; /* events held while our writes are in flight (owned) */
+  size_t watch_backlog_len, watch_backlog_cap;
 
   sched_conn_t *conns;
 };
@@ -206,6 +208,7 @@ bool sched_node_ready (const sched_t *s, const sched_node_t *n);
 void sched_persist_load (sched_t *s);
 void sched_persist_note_own_revision (sched_t *s, int64_t rev);
 void sched_persist_flush_status (sched_t *s);
+void sched_persist_drain_watch (sched_t *s);
 
 /* sched_reconcile.c: placement and the agents' desired lists. */
 void sched_reconcile_mark (sched_t *s, const char *service);

@@ -78,10 +78,80 @@ load_kv (sched_t *s, const store_kv_t *kv)
 static void start_watch (sched_t *s, int64_t from);
 
 static void
+apply_event (sched_t *s, const store_event_t *ev)
+{
+  if (is_own_revision (s, ev->kv.mod_revision))
+    return;
+  const char *key = ev->kv.key;
+  if (has_prefix (key, SCHED_SERVICES_PREFIX))
+    {
+      const char *name = key + strlen (SCHED_SERVICES_PREFIX);
+      sched_service_t *cur = orch_map_get (&s->services, name);
+      if (cur && cur->mod_revision >= ev->kv.mod_revision)
+        return;
+      orch_info ("service %s changed in etcd by another writer (revision %" PRId64 ")", name,
+                 ev->kv.mod_revision);
+      cleanup_free char *name_copy = xstrdup (name);
+      if (ev->type == STORE_EV_DELETE)
+        sched_service_free (orch_map_del (&s->services, name_copy));
+      else
+        {
+          orch_err_t e = {0};
+          sched_service_t *svc = sched_service_decode (ev->kv.value, ev->kv.value_len, &e);
+          if (svc == NULL)
+            {
+              orch_warn ("ignoring %s: %s", key, e.msg);
+              return;
+            }
+          svc->mod_revision = ev->kv.mod_revision;
+          sched_service_free (orch_map_put (&s->services, svc->name, svc));
+        }
+      sched_reconcile_mark (s, name_copy);
+    }
+  else if (has_prefix (key, SCHED_ALLOCS_PREFIX) && ev->type == STORE_EV_DELETE)
+    {
+      const char *id = strrchr (key, '/') + 1;
+      sched_alloc_t *a = orch_map_get (&s->allocs, id);
+      if (a == NULL || a->mod_revision >= ev->kv.mod_revision)
+        return;
+      orch_info ("allocation %s deleted in etcd by another writer", id);
+      sched_reconcile_remove_alloc (s, a);
+      orch_map_del (&s->allocs, a->id);
+      sched_reconcile_mark (s, a->service);
+      sched_alloc_free (a);
+    }
+}
+
+static void
+event_copy (store_event_t *dst, const store_event_t *src)
+{
+  *dst = *src;
+  dst->kv.key = xstrdup (src->kv.key);
+  dst->kv.value = src->kv.value ? xstrndup (src->kv.value, src->kv.value_len) : NULL;
+}
+
+/* Events that arrive while our own writes are in flight wait until those
+ * writes have returned: only then do we know which revisions are ours. */
+void
+sched_persist_drain_watch (sched_t *s)
+{
+  if (s->writes_in_flight > 0 || s->watch_backlog_len == 0)
+    return;
+  for (size_t i = 0; i < s->watch_backlog_len; i++)
+    {
+      apply_event (s, &s->watch_backlog[i]);
+      free (s->watch_backlog[i].kv.key);
+      free (s->watch_backlog[i].kv.value);
+    }
+  s->watch_backlog_len = 0;
+}
+
+static void
 on_watch (void *ctx, int status, const orch_err_t *err, const store_event_t *evs, size_t n,
           int64_t revision)
 {
   sched_t *s = ctx;
+  (void) revision;
   if (status < 0)
     {
       s->watching = false;
@@ -95,48 +165,11 @@ on_watch (void *ctx, int status, const orch_err_t *err, const store_event_t *evs
     }
   for (size_t i = 0; i < n; i++)
     {
-      const store_event_t *ev = &evs[i];
-      if (is_own_revision (s, ev->kv.mod_revision))
-        continue;
-      const char *key = ev->kv.key;
-      if (has_prefix (key, SCHED_SERVICES_PREFIX))
-        {
-          const char *name = key + strlen (SCHED_SERVICES_PREFIX);
-          sched_service_t *cur = orch_map_get (&s->services, name);
-          if (cur && cur->mod_revision >= ev->kv.mod_revision)
-            continue;
-          orch_info ("service %s changed in etcd by another writer (revision %" PRId64 ")", name,
-                     ev->kv.mod_revision);
-          if (ev->type == STORE_EV_DELETE)
-            sched_service_free (orch_map_del (&s->services, name));
-          else
-            {
-              orch_err_t e = {0};
-              sched_service_t *svc = sched_service_decode (ev->kv.value, ev->kv.value_len, &e);
-              if (svc == NULL)
-                {
-                  orch_warn ("ignoring %s: %s", key, e.msg);
-                  continue;
-                }
-              svc->mod_revision = ev->kv.mod_revision;
-              sched_service_free (orch_map_put (&s->services, svc->name, svc));
-            }
-          sched_reconcile_mark (s, name);
-        }
-      else if (has_prefix (key, SCHED_ALLOCS_PREFIX) && ev->type == STORE_EV_DELETE)
-        {
-          const char *id = strrchr (key, '/') + 1;
-          sched_alloc_t *a = orch_map_get (&s->allocs, id);
-          if (a == NULL)
-            continue;
-          orch_info ("allocation %s deleted in etcd by another writer", id);
-          sched_reconcile_remove_alloc (s, a);
-          orch_map_del (&s->allocs, id);
-          sched_reconcile_mark (s, a->service);
-          sched_alloc_free (a);
-        }
+      orch_grow ((void **) &s->watch_backlog, &s->watch_backlog_cap, s->watch_backlog_len + 1,
+                 sizeof *s->watch_backlog);
+      event_copy (&s->watch_backlog[s->watch_backlog_len++], &evs[i]);
     }
-  (void) revision;
+  sched_persist_drain_watch (s);
 }
 
 static void

@@ -372,6 +372,7 @@ pass_written (sched_t *s, void *ctx, int status, const char *error, bool failed_
 {
   pass_t *p = ctx;
   (void) failed_cmp;
+  (void) revision;
   if (status < 0)
     {
       /* Nothing of this pass is in memory yet: undo the engine and retry. */
@@ -407,6 +408,7 @@ pass_written (sched_t *s, void *ctx, int status, const char *error, bool failed_
   for (size_t i = 0; i < p->n_added; i++)
     {
       sched_alloc_t *a = p->added[i];
+      a->mod_revision = revision;
       orch_map_put (&s->allocs, a->id, a);
       orch_info ("allocation %s placed on %s as %s: %s", a->id, a->node, a->isolation, a->reason);
       send_start (s, a);

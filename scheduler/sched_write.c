@@ -88,6 +88,7 @@ batch_finish (sched_batch_t *b, int status, const char *error, bool failed_compa
     b->cb (s, b->ctx, status, error, failed_compare, b->revision);
   batch_free (b);
   queue_run (s);
+  sched_persist_drain_watch (s);
 }
 
 static void

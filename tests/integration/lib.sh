@@ -85,7 +85,9 @@ itest_start_agent() {
              --state-dir "$IT_DIR/$node" --cgroup-parent "$parent" --heartbeat-interval 1s
              ${IT_AGENT_ARGS:-})
   if [ -n "$netns" ]; then
-    ip netns exec "$netns" "${cmd[@]}" >>"$IT_DIR/agent-$node.log" 2>&1 &
+    # nsenter, not `ip netns exec`: that also remounts /sys, hiding the cgroup
+    # mounts the agent needs. Only the network namespace changes.
+    nsenter --net="/var/run/netns/$netns" "${cmd[@]}" >>"$IT_DIR/agent-$node.log" 2>&1 &
   else
     "${cmd[@]}" >>"$IT_DIR/agent-$node.log" 2>&1 &
   fi
@@ -116,9 +118,9 @@ json_get() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print
 itest_cleanup() {
   local rc=$?
   set +e
-  for pid in "${IT_AGENTS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  [ -n "${IT_SCHED_PID:-}" ] && kill -TERM "$IT_SCHED_PID" 2>/dev/null
-  wait 2>/dev/null
+  local daemons=("${IT_AGENTS[@]}" ${IT_SCHED_PID:-})
+  for pid in "${daemons[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${daemons[@]}"; do wait "$pid" 2>/dev/null; done
   # Workloads outlive their agent by design: kill them through their cgroups.
   for parent in "${IT_CGROUP_PARENTS[@]}"; do
     for hier in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do

@@ -51,16 +51,34 @@ etcd_start ()
     if [ "$port" = "$pport" ]; then
       continue
     fi
-    rm -rf "$dir/etcd"
-    "$ETCD_BIN" --name default --data-dir "$dir/etcd" \
-      --listen-client-urls "http://127.0.0.1:$port" \
-      --advertise-client-urls "http://127.0.0.1:$port" \
-      --listen-peer-urls "http://127.0.0.1:$pport" \
-      --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-      --initial-cluster "default=http://127.0.0.1:$pport" \
-      --initial-cluster-state new \
-      >"$dir/etcd.log" 2>&1 &
-    ETCD_PID=$!
+    rm -rf "$dir/etcd" "$dir/etcd.pid"
+    # etcd runs under a subshell that waits for it, so that a test killing
+    # etcd on purpose does not make this shell print a "Killed" job notice.
+    (
+      "$ETCD_BIN" --name default --data-dir "$dir/etcd" \
+        --listen-client-urls "http://127.0.0.1:$port" \
+        --advertise-client-urls "http://127.0.0.1:$port" \
+        --listen-peer-urls "http://127.0.0.1:$pport" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+        --initial-cluster "default=http://127.0.0.1:$pport" \
+        --initial-cluster-state new \
+        >"$dir/etcd.log" 2>&1 &
+      echo $! >"$dir/etcd.pid"
+      wait $!
+    ) 2>/dev/null &
+    ETCD__JOB=$!
+    ETCD_PID=
+    for i in $(seq 1 50); do
+      if [ -s "$dir/etcd.pid" ]; then
+        ETCD_PID=$(cat "$dir/etcd.pid")
+        break
+      fi
+      sleep 0.02
+    done
+    if [ -z "$ETCD_PID" ]; then
+      echo "etcd_start: etcd did not start" >&2
+      return 1
+    fi
     # Wait up to 20 s for /health; stop early if etcd died (port taken).
     for i in $(seq 1 200); do
       if ! kill -0 "$ETCD_PID" 2>/dev/null; then
@@ -74,7 +92,7 @@ etcd_start ()
       sleep 0.1
     done
     kill "$ETCD_PID" 2>/dev/null
-    wait "$ETCD_PID" 2>/dev/null
+    wait "$ETCD__JOB" 2>/dev/null
     ETCD_PID=
   done
   echo "etcd_start: etcd did not become healthy; log follows:" >&2
@@ -96,8 +114,9 @@ etcd_stop ()
     sleep 0.1
   done
   kill -9 "$ETCD_PID" 2>/dev/null
-  wait "$ETCD_PID" 2>/dev/null
+  wait "$ETCD__JOB" 2>/dev/null
   ETCD_PID=
+  ETCD__JOB=
   unset ETCD_ENDPOINT
   return 0
 }

@@ -10,15 +10,19 @@ IT_AGENT_LISTEN=0.0.0.0
 itest_start_cluster
 
 tag=$(( $$ % 10000 ))
+# A subnet of this run's own, so that leftovers of a killed run cannot
+# capture its traffic.
+net="10.$(( 64 + $$ % 128 ))"
+ip -br addr | grep -q " $net\." && fail "subnet $net.0.0/16 is in use on this host"
 mib=$((1024 * 1024))
 for i in 1 2 3; do
   ns="orchit-$tag-n$i"
   ip netns add "$ns" || fail "cannot create netns $ns"
   IT_NETNS+=("$ns")
   ip link add "oh${tag}n$i" type veth peer name eth0 netns "$ns"
-  ip addr add "10.213.$i.1/24" dev "oh${tag}n$i"
+  ip addr add "$net.$i.1/24" dev "oh${tag}n$i"
   ip link set "oh${tag}n$i" up
-  ip -n "$ns" addr add "10.213.$i.2/24" dev eth0
+  ip -n "$ns" addr add "$net.$i.2/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
   # Each node's agent gets a cgroup parent limited to 160 MiB: its capacity.
@@ -31,7 +35,7 @@ for i in 1 2 3; do
     echo "+memory" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
     echo $((160 * mib)) > "/sys/fs/cgroup/$parent/memory.max"
   fi
-  itest_start_agent "n$i" "$ns" "10.213.$i.1"
+  itest_start_agent "n$i" "$ns" "$net.$i.1"
   itest_import_busybox "n$i"
 done
 
@@ -39,7 +43,7 @@ orchctl get nodes -o json > "$IT_DIR/nodes.json"
 [ "$(json_get "sorted((n['node_id'], n['state']) for n in d['nodes'])" < "$IT_DIR/nodes.json")" = \
   "[('n1', 'ready'), ('n2', 'ready'), ('n3', 'ready')]" ] || fail "expected three ready nodes: $(cat "$IT_DIR/nodes.json")"
 [ "$(json_get "sorted(n['address'] for n in d['nodes'])" < "$IT_DIR/nodes.json")" = \
-  "['10.213.1.2', '10.213.2.2', '10.213.3.2']" ] || fail "nodes do not report their own addresses"
+  "['$net.1.2', '$net.2.2', '$net.3.2']" ] || fail "nodes do not report their own addresses"
 [ "$(json_get "set(n['capacity']['memory_bytes'] for n in d['nodes'])" < "$IT_DIR/nodes.json")" = \
   "{$((160 * mib))}" ] || fail "capacity is not the cgroup limit of 160Mi"
 

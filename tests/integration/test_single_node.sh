@@ -56,7 +56,10 @@ case "$cg_dir" in *"$alloc"*) ;; *) fail "cgroup $cg_dir is not the allocation's
 
 # Its output, through the scheduler from the agent.
 wait_until 10 "logs show the marker" sh -c "'$BIN/orchctl' --server 127.0.0.1:$IT_API_PORT logs $alloc | grep -q marker-$alloc"
-orchctl logs "$alloc" | grep -q "pid-in-ns=1" || fail "the workload is not pid 1 in its namespace"
+# orch-init is pid 1 of the container (it reaps and forwards signals); the
+# command is its first child.
+orchctl logs "$alloc" | grep -q "pid-in-ns=2" || fail "the workload is not orch-init's child in its own pid namespace"
+[ "$(cat /proc/$pid/comm)" = orch-init ] || fail "pid 1 of the container is $(cat /proc/$pid/comm), not orch-init"
 
 # Delete: the process and its cgroup go away.
 orchctl delete service echo > "$IT_DIR/delete.out" || fail "delete failed"
