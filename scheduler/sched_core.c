@@ -221,18 +221,32 @@ on_handle_closed (uv_handle_t *h)
 sched_t *
 sched_new (uv_loop_t *loop, const sched_config_t *cfg, orch_err_t *err)
 {
+  store_t *store = store_etcd_new (loop, cfg->etcd_endpoints, err);
+  if (store == NULL)
+    {
+      orch_err_wrap (err, "etcd at %s", cfg->etcd_endpoints);
+      return NULL;
+    }
+  sched_t *s = sched_new_with_store (loop, cfg, store, err);
+  if (s == NULL)
+    {
+      store->ops->destroy (store);
+      uv_run (loop, UV_RUN_DEFAULT);
+      return NULL;
+    }
+  s->owns_store = true;
+  return s;
+}
+
+sched_t *
+sched_new_with_store (uv_loop_t *loop, const sched_config_t *cfg, store_t *store, orch_err_t *err)
+{
   sched_t *s = xcalloc (1, sizeof *s);
   s->loop = loop;
   s->cfg = *cfg;
   s->cluster = place_cluster_new (NULL);
   s->next_agent_request_id = 1;
-  s->store = store_etcd_new (loop, cfg->etcd_endpoints, err);
-  if (s->store == NULL)
-    {
-      orch_err_wrap (err, "etcd at %s", cfg->etcd_endpoints);
-      sched_free (s);
-      return NULL;
-    }
+  s->store = store;
   if (listen_on (s, &s->api_listener, cfg->api_listen, on_api_connection, err) < 0
       || listen_on (s, &s->agent_listener, cfg->agent_listen, on_agent_connection, err) < 0)
     {
@@ -251,8 +265,8 @@ sched_new (uv_loop_t *loop, const sched_config_t *cfg, orch_err_t *err)
   uv_idle_init (loop, &s->reconcile_idle);
   s->reconcile_idle.data = s;
   s->handles_open++;
-  orch_info ("listening for orchctl on %s and for agents on %s; etcd at %s", cfg->api_listen,
-             cfg->agent_listen, cfg->etcd_endpoints);
+  orch_info ("listening for orchctl on %s and for agents on %s; store: %s %s", cfg->api_listen,
+             cfg->agent_listen, store->ops->name, cfg->etcd_endpoints ? cfg->etcd_endpoints : "");
   sched_persist_load (s);
   return s;
 }
@@ -276,8 +290,13 @@ sched_stop (sched_t *s)
       wire_conn_close (c->wc, "scheduler shutting down");
   if (s->store)
     {
-      s->store->ops->destroy (s->store);
-      s->store = NULL;
+      /* destroy() runs outstanding callbacks synchronously with "store
+       * closed"; they must find no store to send more requests to. */
+      store_t *store = TAKE_PTR (s->store);
+      if (s->owns_store)
+        store->ops->destroy (store);
+      else if (s->watching)
+        store->ops->watch_cancel (store);
     }
 }
 

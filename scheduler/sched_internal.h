@@ -140,6 +140,7 @@ struct sched_s
   uv_loop_t *loop;
   sched_config_t cfg;
   store_t *store;
+  bool owns_store; /* false when the caller passed its own (tests) */
   uv_tcp_t api_listener;
   uv_tcp_t agent_listener;
   uv_timer_t tick;         /* node liveness, lease renewals, retries */

@@ -26,6 +26,13 @@ typedef struct sched_s sched_t;
  * cannot be bound or the store cannot be created. */
 sched_t *sched_new (uv_loop_t *loop, const sched_config_t *cfg, orch_err_t *err);
 
+/* The same over a given store (the in-memory one in unit tests). The caller
+ * keeps owning store: it must outlive the scheduler (destroy it after
+ * sched_free), and may be handed to a new scheduler to test a restart. */
+typedef struct store_s store_t;
+sched_t *sched_new_with_store (uv_loop_t *loop, const sched_config_t *cfg, store_t *store,
+                               orch_err_t *err);
+
 /* Starts a clean shutdown: closes listeners and connections, cancels store
  * requests; the loop ends once every handle is closed. */
 void sched_stop (sched_t *s);

@@ -30,7 +30,9 @@
 #define ETCD_KEEPALIVE_IDLE_S 10L
 #define ETCD_KEEPALIVE_INTVL_S 5L
 #define ETCD_MAX_ENDPOINTS 64
-#define DBG(...) do { if (getenv ("STORE_DBG")) { fprintf (stderr, "DBG %ld ", (long) (uv_hrtime () / 1000000 % 100000)); fprintf (stderr, __VA_ARGS__); fputc (10, stderr);} } while (0)
+/* Concurrent connections per etcd member: more requests wait in curl's queue
+ * for a free connection instead of opening sockets without bound. */
+#define ETCD_MAX_HOST_CONNECTIONS 32L
 
 typedef enum
 {
@@ -77,7 +79,6 @@ typedef struct etcd_req_s
   /* Watch only. */
   int watch_id;
   size_t resp_off; /* start of the first undispatched line */
-  bool created;
 } etcd_req_t;
 
 typedef struct etcd_sock_s
@@ -107,6 +108,7 @@ struct store_etcd_s
 
 static void etcd_check_multi (store_etcd_t *s);
 static void etcd_watch_dispatch (store_etcd_t *s);
+static void endpoint_demote (store_etcd_t *s, size_t endpoint);
 
 /* ------------------------------------------------------------ memory/close */
 
@@ -170,7 +172,6 @@ etcd_poll_cb (uv_poll_t *p, int status, int events)
   store_etcd_t *s = k->s;
   int flags = 0, running;
 
-  DBG ("poll s=%p fd=%d st=%d ev=%d", (void *) s, (int) k->fd, status, events);
   if (s->closing || s->multi == NULL)
     return;
   if (status < 0)
@@ -190,7 +191,6 @@ etcd_timer_cb (uv_timer_t *t)
   store_etcd_t *s = t->data;
   int running;
 
-  DBG ("timerfire s=%p", (void *) s);
   if (s->closing || s->multi == NULL)
     return;
   curl_multi_socket_action (s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -204,7 +204,6 @@ etcd_curl_socket_cb (CURL *easy, curl_socket_t fd, int what, void *userp, void *
   store_etcd_t *s = userp;
   etcd_sock_t *k = socketp;
   int events = 0;
-  DBG ("sock s=%p fd=%d what=%d k=%p", (void *) s, (int) fd, what, (void *) k);
 
   if (what == CURL_POLL_REMOVE)
     {
@@ -247,7 +246,6 @@ etcd_curl_timer_cb (CURLM *multi, long timeout_ms, void *userp)
 {
   store_etcd_t *s = userp;
 
-  DBG ("timer s=%p %ld", (void *) s, timeout_ms);
   if (s->closing)
     return 0;
   if (timeout_ms < 0)
@@ -334,9 +332,7 @@ req_start (etcd_req_t *r, size_t i, orch_err_t *err)
   free (r->url);
   r->url = xasprintf ("%s%s", s->endpoints[i], r->path);
   curl_easy_setopt (r->easy, CURLOPT_URL, r->url);
-  DBG ("add s=%p %s", (void *) s, r->what);
   mc = curl_multi_add_handle (s->multi, r->easy);
-  DBG ("added s=%p %s mc=%d", (void *) s, r->what, (int) mc);
   if (mc != CURLM_OK)
     return STORE__FAIL (err, EIO, "etcd %s: %s", r->what, curl_multi_strerror (mc));
   return 0;
@@ -467,16 +463,22 @@ req_complete_ok (etcd_req_t *r)
     case REQ_WATCH:
       break;
     }
+  /* etcd's UNAVAILABLE ("no leader", "too many requests"): another member
+   * may do better next time. */
+  if (e.code == EAGAIN)
+    endpoint_demote (r->s, r->endpoint);
   orch_err_wrap (&e, "etcd %s", r->what);
   req_fail_cb (r, &e);
 }
 
-/* True when curl gave up before anything was sent, so that the request can
- * go to another endpoint without being applied twice. */
+/* True when curl gave up before any byte of the request was sent, so that it
+ * can go to another endpoint without the risk of being applied twice. A
+ * timeout counts only then: a request that timed out after being sent may
+ * have been applied. */
 static bool
-req_never_connected (etcd_req_t *r, CURLcode rc)
+req_never_sent (etcd_req_t *r, CURLcode rc)
 {
-  curl_off_t connect_us = 0;
+  long sent = 0;
 
   switch (rc)
     {
@@ -485,11 +487,20 @@ req_never_connected (etcd_req_t *r, CURLcode rc)
     case CURLE_COULDNT_RESOLVE_PROXY:
       return true;
     case CURLE_OPERATION_TIMEDOUT:
-      curl_easy_getinfo (r->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
-      return connect_us == 0;
+      curl_easy_getinfo (r->easy, CURLINFO_REQUEST_SIZE, &sent);
+      return sent == 0;
     default:
       return false;
     }
+}
+
+/* Moves new requests off an endpoint that failed them (hung, partitioned,
+ * without a leader), so that the next request tries another member. */
+static void
+endpoint_demote (store_etcd_t *s, size_t endpoint)
+{
+  if (s->current == endpoint)
+    s->current = (endpoint + 1) % s->nendpoints;
 }
 
 static void
@@ -556,8 +567,6 @@ etcd_watch_dispatch (store_etcd_t *s)
           watch_end (w, &e);
           return;
         }
-      if (msg.created)
-        w->created = true;
       if (msg.n_events > 0)
         {
           w->cb.watch (w->ctx, 0, NULL, msg.events, msg.n_events, msg.revision);
@@ -570,8 +579,7 @@ etcd_watch_dispatch (store_etcd_t *s)
       if (msg.canceled)
         {
           if (msg.compact_revision > 0)
-            orch_err_set (&e, ERANGE, "watch compacted at revision %" PRId64,
-                          msg.compact_revision);
+            orch_err_set (&e, ERANGE, "watch compacted at revision %" PRId64, msg.compact_revision);
           else
             orch_err_set (&e, ECANCELED, "watch canceled by etcd: %s",
                           msg.cancel_reason ? msg.cancel_reason : "no reason given");
@@ -600,10 +608,9 @@ req_done (etcd_req_t *r, CURLcode rc)
   orch_err_t e = { 0 };
   long http = 0;
 
-  DBG ("done s=%p %s rc=%d", (void *) s, r->what, (int) rc);
   curl_multi_remove_handle (s->multi, r->easy);
 
-  if (rc != CURLE_OK && req_never_connected (r, rc) && r->tried < s->nendpoints
+  if (rc != CURLE_OK && req_never_sent (r, rc) && r->tried < s->nendpoints
       && !(r->kind == REQ_WATCH && r->resp_len > 0))
     {
       size_t next = (r->endpoint + 1) % s->nendpoints;
@@ -619,29 +626,47 @@ req_done (etcd_req_t *r, CURLcode rc)
 
   if (r->kind == REQ_WATCH)
     {
-      /* Deliver what came before the end, then report the end. */
+      int id = r->watch_id;
+
+      /* Deliver what came before the end, then report the end. The id, not
+       * the pointer: a callback may cancel r and start a new watch. */
       etcd_watch_dispatch (s);
-      if (s->closing || s->watch != r)
+      if (s->closing || s->watch == NULL || s->watch->watch_id != id)
         return;
       if (r->resp_len > 0)
         {
-          /* A last line without its newline: an error body, typically. */
+          /* Something after the last newline: a complete message (an error
+           * answer, or a last line that lost its newline), or a line cut by
+           * the end of the connection. */
           store_etcd_watch_msg_t msg;
-          if (store_etcd__parse_watch_line (r->resp, r->resp_len, &msg, &e) == 0)
+          orch_err_t pe = { 0 };
+
+          if (store_etcd__parse_watch_line (r->resp, r->resp_len, &msg, &pe) == 0)
             {
               store_etcd__watch_msg_free (&msg);
-              orch_err_set (&e, EPIPE, "etcd watch: stream ended");
+              etcd_write_cb ((char *) "\n", 1, 1, r);
+              etcd_watch_dispatch (s);
+              if (s->closing || s->watch == NULL || s->watch->watch_id != id)
+                return;
             }
-          else
-            orch_err_wrap (&e, "etcd watch");
+          else if (pe.code != EPROTO)
+            {
+              /* etcd refused the watch. */
+              e = pe;
+              orch_err_wrap (&e, "etcd %s", r->what);
+              watch_end (r, &e);
+              return;
+            }
         }
-      else if (rc != CURLE_OK)
+      if (rc != CURLE_OK)
         {
+          endpoint_demote (s, r->endpoint);
           req_transport_error (r, rc, &e);
           orch_err_wrap (&e, "watch connection lost");
         }
       else
-        orch_err_set (&e, EPIPE, "watch connection lost: etcd closed the stream");
+        orch_err_set (&e, EPIPE, "watch connection lost: etcd at %s closed the stream%s",
+                      s->endpoints[r->endpoint], r->resp_len > 0 ? " inside a line" : "");
       watch_end (r, &e);
       return;
     }
@@ -649,6 +674,7 @@ req_done (etcd_req_t *r, CURLcode rc)
   req_unlink (r);
   if (rc != CURLE_OK)
     {
+      endpoint_demote (s, r->endpoint);
       req_transport_error (r, rc, &e);
       req_fail_cb (r, &e);
     }
@@ -696,8 +722,7 @@ etcd_closed (store_etcd_t *s, orch_err_t *err)
 }
 
 static int
-etcd_range_prefix (store_t *base, const char *prefix, store_range_cb cb, void *ctx,
-                   orch_err_t *err)
+etcd_range_prefix (store_t *base, const char *prefix, store_range_cb cb, void *ctx, orch_err_t *err)
 {
   store_etcd_t *s = (store_etcd_t *) base;
   etcd_req_t *r;
@@ -765,12 +790,12 @@ etcd_lease_req (store_etcd_t *s, etcd_req_kind_t kind, int64_t arg, store_lease_
     case REQ_LEASE_KEEPALIVE:
       body = store_etcd__lease_id_body (arg, &len, err);
       path = "/v3/lease/keepalive";
-      what = xasprintf ("lease keepalive %" PRIx64, (uint64_t) arg);
+      what = xasprintf ("lease keepalive %" PRId64, arg);
       break;
     default:
       body = store_etcd__lease_id_body (arg, &len, err);
       path = "/v3/lease/revoke";
-      what = xasprintf ("lease revoke %" PRIx64, (uint64_t) arg);
+      what = xasprintf ("lease revoke %" PRId64, arg);
       break;
     }
   if (body == NULL)
@@ -914,7 +939,7 @@ parse_endpoints (store_etcd_t *s, const char *list, orch_err_t *err)
       if (!((n > 7 && strncmp (start, "http://", 7) == 0)
             || (n > 8 && strncmp (start, "https://", 8) == 0)))
         return STORE__FAIL (err, EINVAL, "etcd endpoint \"%.*s\" is not an http(s) URL",
-                             (int) (n > 200 ? 200 : n), start);
+                            (int) (n > 200 ? 200 : n), start);
       if (s->nendpoints >= ETCD_MAX_ENDPOINTS)
         return STORE__FAIL (err, EINVAL, "more than %d etcd endpoints", ETCD_MAX_ENDPOINTS);
       s->endpoints = xrealloc (s->endpoints, (s->nendpoints + 1) * sizeof (char *));
@@ -974,6 +999,8 @@ store_etcd_new (uv_loop_t *loop, const char *endpoints, orch_err_t *err)
   curl_multi_setopt (s->multi, CURLMOPT_SOCKETDATA, s);
   curl_multi_setopt (s->multi, CURLMOPT_TIMERFUNCTION, etcd_curl_timer_cb);
   curl_multi_setopt (s->multi, CURLMOPT_TIMERDATA, s);
+  curl_multi_setopt (s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, ETCD_MAX_HOST_CONNECTIONS);
+  curl_multi_setopt (s->multi, CURLMOPT_MAXCONNECTS, ETCD_MAX_HOST_CONNECTIONS);
   uv_timer_init (loop, &s->timer);
   s->timer.data = s;
   s->open_handles = 1;

@@ -21,7 +21,8 @@ store_etcd__json_decref (json_t **j)
 
 /* ------------------------------------------------------------------ base64 */
 
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_alphabet[]
+    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 size_t
 store_etcd__b64_encoded_len (size_t n)
@@ -248,8 +249,8 @@ store__txn_check_limits (size_t ncmp, const store_op_t *ops, size_t nops, orch_e
   size_t i, bytes = 0;
 
   if (nops > STORE_MAX_TXN_OPS || ncmp > STORE_MAX_TXN_OPS)
-    return STORE__FAIL (err, E2BIG, "txn has %zu compares and %zu ops; at most %d of each",
-                         ncmp, nops, STORE_MAX_TXN_OPS);
+    return STORE__FAIL (err, E2BIG, "txn has %zu compares and %zu ops; at most %d of each", ncmp,
+                        nops, STORE_MAX_TXN_OPS);
   for (i = 0; i < nops; i++)
     {
       if (ops[i].key == NULL || ops[i].key[0] == '\0')
@@ -274,7 +275,7 @@ store__txn_check_limits (size_t ncmp, const store_op_t *ops, size_t nops, orch_e
         }
       if (bytes > STORE_MAX_REQUEST_BYTES)
         return STORE__FAIL (err, EMSGSIZE, "txn carries more than %d bytes of keys and values",
-                             STORE_MAX_REQUEST_BYTES);
+                            STORE_MAX_REQUEST_BYTES);
     }
   return 0;
 }
@@ -665,8 +666,6 @@ store_etcd__parse_lease (const char *body, size_t len, int64_t *lease_id, int64_
     }
   else
     r = j;
-  if (json_object_get (r, "error") != NULL)
-    return check_error (r, err);
   if (get_int64 (r, "TTL", ttl_s, err) < 0 || get_int64 (r, "ID", &id, err) < 0)
     return -1;
   if (json_object_get (r, "ID") != NULL)

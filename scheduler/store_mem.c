@@ -299,8 +299,7 @@ mem_timer_cb (uv_timer_t *t)
 /* ------------------------------------------------------------------- ops */
 
 static int
-mem_range_prefix (store_t *base, const char *prefix, store_range_cb cb, void *ctx,
-                  orch_err_t *err)
+mem_range_prefix (store_t *base, const char *prefix, store_range_cb cb, void *ctx, orch_err_t *err)
 {
   store_mem_t *s = (store_mem_t *) base;
   mem_done_t *d;
@@ -516,8 +515,7 @@ mem_lease_grant (store_t *base, int64_t ttl_s, store_lease_cb cb, void *ctx, orc
 }
 
 static int
-mem_lease_keepalive (store_t *base, int64_t lease_id, store_lease_cb cb, void *ctx,
-                     orch_err_t *err)
+mem_lease_keepalive (store_t *base, int64_t lease_id, store_lease_cb cb, void *ctx, orch_err_t *err)
 {
   store_mem_t *s = (store_mem_t *) base;
   mem_lease_t *l;
