@@ -8,15 +8,34 @@
  * replacement. place_batch() commits what it places into the cluster, so a
  * batch sees its own earlier placements and the next batch sees them too;
  * with opts.plan it places the same way and then rolls everything back
- * (`orchctl plan`), leaving the cluster exactly as it was.
+ * (`orchctl plan`), leaving the cluster exactly as it was (a plan followed
+ * by the same batch for real gives the same answers). Pending work is the
+ * caller's: call place_batch() again for it when a node joins or
+ * allocations are removed.
  *
  * Pipeline, as in Nomad's stack: feasibility checks, cheapest first, each
  * rejection counted by reason (not ready, draining, no backend, tenant/kernel
- * rule, constraints, host ports, cpu, memory); then ranking (best fit on
- * both cpu and memory by default, or spread; replicas of one service avoid
- * sharing a node when spread is set); then the pick, ties broken by a stable
- * order. Nodes are indexed by free capacity per (node class, kernel tenant)
- * so that a placement does not scan every node.
+ * rule, constraints, host ports, cpu, memory); then ranking; then the pick,
+ * ties broken by node handle.
+ * - Bin-pack (default): a node already in use always beats an empty one;
+ *   among nodes in use, the smallest leftover (cpu, memory) vector, in
+ *   units of the cluster's demand mix; an empty node is opened only when
+ *   none in use fits, choosing the one with most usable capacity. Within a
+ *   batch (largest first), the node just chosen is then filled with the
+ *   batch's workloads that keep its cpu and memory balanced, so that
+ *   neither is stranded.
+ * - Spread (per workload, or cluster-wide): the node with the fewest
+ *   replicas of the service, then the lowest utilisation after placement.
+ * Nodes are indexed by free capacity (log-scale buckets of free cpu x free
+ * memory) per node class (equal labels and runtimes) and kernel tenant, so
+ * a placement looks at a handful of buckets, not every node. Labels that
+ * are unique per node (a hostname label) make one class per node and slow
+ * every placement down: constrain on node.id instead.
+ *
+ * Constraints: "label.<key>" or "node.id" with =, !=, in, not_in, exists. A
+ * node without the label fails =, in and exists and satisfies != and
+ * not_in (as Kubernetes' NotIn). Any other attribute makes the workload
+ * invalid (its result says so).
  *
  * Resources: a workload is charged its requests; a microVM is also charged
  * its node's VMM overhead (reported by the agent; the configured default
@@ -87,13 +106,13 @@ typedef struct place_node_spec_s
   size_t n_labels;
   bool ready;
   bool draining;
-  unsigned runtimes;            /* PLACE_RT_* bits */
-  int64_t cpu_milli;            /* allocatable, >= 0 */
-  int64_t memory_bytes;         /* allocatable, >= 0 */
-  int64_t memory_used_bytes;    /* measured (cgroups); 0 = not measured yet */
-  int64_t vmm_overhead_bytes;   /* measured per-microVM overhead; 0 = use the default */
-  uint16_t port_min, port_max;  /* host port range; both 0 = the cluster default */
-  uint32_t host_ports_in_use;   /* ports of that range taken by something other than allocs */
+  unsigned runtimes;           /* PLACE_RT_* bits */
+  int64_t cpu_milli;           /* allocatable, >= 0 */
+  int64_t memory_bytes;        /* allocatable, >= 0 */
+  int64_t memory_used_bytes;   /* measured (cgroups); 0 = not measured yet */
+  int64_t vmm_overhead_bytes;  /* measured per-microVM overhead; 0 = use the default */
+  uint16_t port_min, port_max; /* host port range; both 0 = the cluster default */
+  uint32_t host_ports_in_use;  /* ports of that range taken by something other than allocs */
 } place_node_spec_t;
 
 /* Allocations that already exist (from etcd, or placed by an earlier run).
@@ -113,8 +132,8 @@ typedef struct place_alloc_spec_s
 typedef struct place_workload_s
 {
   const char *service;
-  const char *tenant; /* NULL = "default" */
-  int64_t cpu_milli;  /* > 0 */
+  const char *tenant;   /* NULL = "default" */
+  int64_t cpu_milli;    /* > 0 */
   int64_t memory_bytes; /* > 0 */
   orch_isolation_t isolation;
   bool untrusted;
@@ -133,8 +152,8 @@ typedef enum
 {
   PLACE_REJ_NOT_READY = 0,
   PLACE_REJ_DRAINING,
-  PLACE_REJ_NO_BACKEND,  /* "no microvm backend" / "no container backend" */
-  PLACE_REJ_TENANT,      /* containers of another tenant share the kernel */
+  PLACE_REJ_NO_BACKEND, /* "no microvm backend" / "no container backend" */
+  PLACE_REJ_TENANT,     /* containers of another tenant share the kernel */
   PLACE_REJ_CONSTRAINT,
   PLACE_REJ_PORTS,
   PLACE_REJ_CPU,
@@ -147,12 +166,12 @@ const char *place_reject_name (place_reject_t r);
 
 typedef struct place_result_s
 {
-  place_node_id_t node;       /* PLACE_NODE_NONE when not placed */
-  place_alloc_id_t alloc;     /* the committed allocation; PLACE_ALLOC_NONE if not
-                                 placed or opts.plan (nothing committed) */
-  orch_isolation_t isolation; /* chosen: CONTAINER or MICROVM (for a failure:
-                                 what was asked, AUTO stays AUTO) */
-  uint32_t n_nodes;           /* nodes considered, for a failure's "0/N nodes" */
+  place_node_id_t node;              /* PLACE_NODE_NONE when not placed */
+  place_alloc_id_t alloc;            /* the committed allocation; PLACE_ALLOC_NONE if not
+                                        placed or opts.plan (nothing committed) */
+  orch_isolation_t isolation;        /* chosen: CONTAINER or MICROVM (for a failure:
+                                        what was asked, AUTO stays AUTO) */
+  uint32_t n_nodes;                  /* nodes considered, for a failure's "0/N nodes" */
   uint32_t rejected[PLACE_REJ__MAX]; /* per reason, filled for failures */
   char reason[PLACE_REASON_MAX];
   /* Placed:  "best fit: cpu 62%, mem 71% after placement"

@@ -403,7 +403,8 @@ place__alloc_commit (place_cluster_t *c, uint32_t node, uint32_t service, uint32
     }
   else
     {
-      orch_grow ((void **) &c->allocs, &c->cap_allocs, c->n_alloc_slots + 1, sizeof (place__alloc_t));
+      orch_grow ((void **) &c->allocs, &c->cap_allocs, c->n_alloc_slots + 1,
+                 sizeof (place__alloc_t));
       id = (uint32_t) c->n_alloc_slots++;
       c->allocs[id].free_next = PLACE__NONE;
     }
@@ -420,6 +421,8 @@ place__alloc_commit (place_cluster_t *c, uint32_t node, uint32_t service, uint32
   place__node_t *n = &c->nodes[node];
   n->cpu_req += cpu;
   n->mem_req += mem;
+  c->sum_cpu_req += cpu;
+  c->sum_mem_req += mem;
   n->ports_alloc += ports;
   n->n_allocs++;
   if (iso == ORCH_ISO_MICROVM)
@@ -439,6 +442,8 @@ place__alloc_release (place_cluster_t *c, uint32_t id, bool rollback)
   place__node_t *n = &c->nodes[a->node];
   n->cpu_req -= a->cpu;
   n->mem_req -= a->mem;
+  c->sum_cpu_req -= a->cpu;
+  c->sum_mem_req -= a->mem;
   n->ports_alloc -= a->ports;
   n->n_allocs--;
   if (a->isolation == ORCH_ISO_MICROVM)

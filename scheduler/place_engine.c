@@ -15,11 +15,12 @@
 #define PLACE__MAX_VALUES 256
 /* Nodes examined per bucket before moving to the next one: a bucket on the
  * boundary of a workload's size may hold many nodes just too small. */
-#define PLACE__SCAN_CAP 16
+#define PLACE__SCAN_CAP 32
 /* Spread looks at this many feasible nodes (most free first), and at most
  * SPREAD_BUDGET nodes in all. */
 #define PLACE__SPREAD_FEASIBLE 16
 #define PLACE__SPREAD_BUDGET 1024
+#define PLACE__OPEN_SCAN 4
 #define PLACE__FAIL_CACHE 32
 #define PLACE__CLASS_CACHE 16
 
@@ -57,6 +58,7 @@ typedef struct place__ctx_s
 {
   place_cluster_t *c;
   double ref_cpu, ref_mem;
+  bool mem_scarce; /* memory demand is the larger share of its capacity */
   place__rc_t rc[PLACE__MAX_CONSTRAINTS];
   uint32_t val_buf[PLACE__MAX_CONSTRAINTS * 4];
   size_t n_rc;
@@ -73,14 +75,19 @@ typedef struct place__ctx_s
   uint32_t service, tenant;
   bool spread;
   uint32_t constraint_fail[PLACE__MAX_CONSTRAINTS];
+  /* allocations committed by a plan, to roll back */
+  bool plan;
+  uint32_t *committed;
+  size_t n_committed, cap_committed;
 } place__ctx_t;
 
 typedef struct place__cand_s
 {
   uint32_t node;
-  double score;   /* bin-pack: leftover (lower is better) */
-  uint32_t same;  /* spread: replicas of the service already there */
-  double util;    /* spread: utilisation after placement */
+  bool opens;    /* bin-pack: the node has no allocation yet */
+  double score;  /* bin-pack: leftover, or for an empty node minus its size (lower is better) */
+  uint32_t same; /* spread: replicas of the service already there */
+  double util;   /* spread: utilisation after placement */
 } place__cand_t;
 
 static const char *const place__reject_names[PLACE_REJ__MAX] = {
@@ -172,7 +179,8 @@ place__resolve (place__ctx_t *x, const place_workload_t *w, char *buf, size_t le
         return "constraint without attribute";
       if (k->op != ORCH_OP_EXISTS && (k->n_values == 0 || !k->values))
         {
-          snprintf (buf, len, "constraint %s %s needs a value", k->attribute, place__op_name (k->op));
+          snprintf (buf, len, "constraint %s %s needs a value", k->attribute,
+                    place__op_name (k->op));
           return buf;
         }
       if ((k->op == ORCH_OP_EQ || k->op == ORCH_OP_NE) && k->n_values != 1)
@@ -236,7 +244,8 @@ place__class_fails (const place__ctx_t *x, const place__class_t *k)
       const place__rc_t *r = &x->rc[i];
       if (r->node_id)
         continue;
-      uint32_t v = r->key == PLACE__NONE ? PLACE__NONE : place__label_of (k->labels, k->n_labels, r->key);
+      uint32_t v
+          = r->key == PLACE__NONE ? PLACE__NONE : place__label_of (k->labels, k->n_labels, r->key);
       bool has = v != PLACE__NONE, in = false;
       for (size_t j = 0; j < r->n_vals && has; j++)
         if (r->vals[j] == v)
@@ -275,8 +284,8 @@ place__node_id_fails (const place__ctx_t *x, const place__node_t *n)
         if (r->raw[j] && strcmp (r->raw[j], n->name) == 0)
           in = true;
       bool ok = (r->op == ORCH_OP_EQ || r->op == ORCH_OP_IN) ? in
-                : (r->op == ORCH_OP_EXISTS)                 ? true
-                                                            : !in;
+                : (r->op == ORCH_OP_EXISTS)                  ? true
+                                                             : !in;
       if (!ok)
         return (int) i;
     }
@@ -365,18 +374,46 @@ place__check (const place__ctx_t *x, const place__node_t *n, orch_isolation_t is
 
 /* ---- ranking ---- */
 
-/* Bin-pack score: what is left on the node after the request, cpu and
- * memory each in units of the mean node, summed. Lower is a tighter fit.
- * Absolute units (not per-node fractions, as Nomad's BestFit uses) make a
- * small node's leftover compare fairly with a big one's, and the sum keeps
- * both dimensions tight rather than one. The VMM overhead is not counted,
- * so that a microVM is never preferred merely for wasting more. */
+/* Bin-pack score of a node in use: what is left on it after the request,
+ * as a vector (cpu, memory) in units of the cluster's demand mix, and its
+ * length. Lower is a tighter fit.
+ *
+ * Why not Nomad's BestFit or Kubernetes' MostAllocated: they score each
+ * node by its own utilisation fractions, so a small empty node that the
+ * workload nearly fills beats a big node already half full, and every
+ * placement may open another node; nor do they look at the shape of what
+ * is left. Here (1) a node in use always beats an empty one (an empty node
+ * is opened only when no node in use fits; see place__open_score), (2)
+ * leftovers are absolute, so nodes of any size compare fairly, (3) the
+ * units are the demand mix (requests of all allocations plus the batch):
+ * when most workloads want 4 MiB per millicore, a leftover of 1 core and
+ * 4 GiB is balanced and usable, 4 cores and 1 GiB is not; and the length
+ * (L2) of the leftover vector prefers balanced leftovers to lopsided ones
+ * of the same sum. The VMM overhead is not counted, so that a microVM is
+ * never preferred merely for wasting more. */
 static inline double
 place__leftover (const place__ctx_t *x, const place__node_t *n)
 {
   double lc = (double) (place__node_free_cpu (n) - x->w->cpu_milli) / x->ref_cpu;
   double lm = (double) (place__node_free_mem (x->c, n) - x->w->memory_bytes) / x->ref_mem;
-  return lc + lm;
+  return sqrt (lc * lc + lm * lm);
+}
+
+/* An empty node to open: the one with the most usable capacity in units of
+ * the demand mix (the smaller of its cpu and memory in those units), less
+ * what it would strand of the cluster's scarce dimension (the one whose
+ * demand is the larger share of its capacity), then the one that strands
+ * less of the other. So few nodes carry the load, the scarce resource on
+ * them gets used, and the rest stay empty (room for big workloads, or to
+ * be scaled down). Negated: lower is better. */
+static inline double
+place__open_score (const place__ctx_t *x, const place__node_t *n)
+{
+  double cc = (double) n->cpu_cap / x->ref_cpu, cm = (double) n->mem_cap / x->ref_mem;
+  double lo = cc < cm ? cc : cm;
+  double strand_c = cc - lo, strand_m = cm - lo;
+  double scarce = x->mem_scarce ? strand_m : strand_c, other = x->mem_scarce ? strand_c : strand_m;
+  return -lo + scarce + 1e-3 * other;
 }
 
 static double
@@ -410,6 +447,8 @@ place__better (const place__ctx_t *x, const place__cand_t *a, const place__cand_
         return a->util < b->util;
       return a->node < b->node;
     }
+  if (a->opens != b->opens)
+    return !a->opens;
   if (a->score != b->score)
     return a->score < b->score;
   return a->node < b->node;
@@ -422,7 +461,8 @@ place__consider (place__ctx_t *x, uint32_t ni, orch_isolation_t iso, place__cand
   const place__node_t *n = &x->c->nodes[ni];
   if (place__check (x, n, iso, NULL) != PLACE_REJ__MAX)
     return false;
-  place__cand_t cand = { .node = ni, .score = place__leftover (x, n) };
+  place__cand_t cand = { .node = ni, .opens = n->n_allocs == 0 };
+  cand.score = cand.opens ? place__open_score (x, n) : place__leftover (x, n);
   if (x->spread)
     {
       cand.same = place__same_service (x, ni);
@@ -435,9 +475,10 @@ place__consider (place__ctx_t *x, uint32_t ni, orch_isolation_t iso, place__cand
 
 /* The partitions a workload may use: classes whose labels satisfy its
  * constraints and that offer the runtime; for a container only the
- * kernel-free partition and its own tenant's. */
+ * kernel-free partitions and its own tenant's. which: 0 all, 1 nodes in
+ * use, 2 empty nodes. */
 static void
-place__collect_parts (place__ctx_t *x, orch_isolation_t iso)
+place__collect_parts (place__ctx_t *x, orch_isolation_t iso, int which)
 {
   place_cluster_t *c = x->c;
   x->n_parts = 0;
@@ -451,9 +492,11 @@ place__collect_parts (place__ctx_t *x, orch_isolation_t iso)
         {
           uint32_t pid = cl->parts[i];
           place__part_t *p = c->parts[pid];
-          if (p->n_nodes == 0)
+          if (p->n_nodes == 0 || (which == 1 && p->tenant == PLACE__EMPTY)
+              || (which == 2 && p->tenant != PLACE__EMPTY))
             continue;
-          if (iso == ORCH_ISO_CONTAINER && p->tenant != PLACE__NONE && p->tenant != x->tenant)
+          if (iso == ORCH_ISO_CONTAINER && p->tenant != PLACE__NONE && p->tenant != PLACE__EMPTY
+              && p->tenant != x->tenant)
             continue;
           orch_grow ((void **) &x->parts, &x->cap_parts, x->n_parts + 1, sizeof (uint32_t));
           x->parts[x->n_parts++] = pid;
@@ -505,7 +548,8 @@ place__search_binpack (place__ctx_t *x, orch_isolation_t iso, place__cand_t *bes
       rows.w[0] |= c->parts[x->parts[i]]->rows.w[0];
       rows.w[1] |= c->parts[x->parts[i]]->rows.w[1];
     }
-  for (int row = place__mask_next (&rows, bc); row >= 0; row = place__mask_next (&rows, (unsigned) row + 1))
+  for (int row = place__mask_next (&rows, bc); row >= 0;
+       row = place__mask_next (&rows, (unsigned) row + 1))
     {
       double est_c = (double) (place__bucket_lo ((unsigned) row) - w->cpu_milli) / x->ref_cpu;
       if (est_c < 0)
@@ -524,7 +568,7 @@ place__search_binpack (place__ctx_t *x, orch_isolation_t iso, place__cand_t *bes
                              / x->ref_mem;
               if (est_m < 0)
                 est_m = 0;
-              if (best->node != PLACE__NONE && est_c + est_m > best->score)
+              if (best->node != PLACE__NONE && sqrt (est_c * est_c + est_m * est_m) > best->score)
                 break;
               unsigned seen = 0;
               for (uint32_t ni = p->heads[row][col]; ni != PLACE__NONE && seen < PLACE__SCAN_CAP;
@@ -532,6 +576,31 @@ place__search_binpack (place__ctx_t *x, orch_isolation_t iso, place__cand_t *bes
                 place__consider (x, ni, iso, best);
             }
         }
+    }
+}
+
+/* Opening a node: every non-empty bucket of the empty partitions that can
+ * fit the workload, a few nodes from each (nodes in one bucket are of one
+ * size, give or take a quarter). */
+static void
+place__search_open (place__ctx_t *x, orch_isolation_t iso, place__cand_t *best)
+{
+  place_cluster_t *c = x->c;
+  unsigned bc = place__bucket (x->w->cpu_milli);
+  unsigned bm = place__bucket (x->w->memory_bytes >> 10);
+  for (size_t pi = 0; pi < x->n_parts; pi++)
+    {
+      place__part_t *p = c->parts[x->parts[pi]];
+      for (int row = place__mask_next (&p->rows, bc); row >= 0;
+           row = place__mask_next (&p->rows, (unsigned) row + 1))
+        for (int col = place__mask_next (&p->cols[row], bm); col >= 0;
+             col = place__mask_next (&p->cols[row], (unsigned) col + 1))
+          {
+            unsigned seen = 0;
+            for (uint32_t ni = p->heads[row][col]; ni != PLACE__NONE && seen < PLACE__OPEN_SCAN;
+                 ni = c->nodes[ni].next, seen++)
+              place__consider (x, ni, iso, best);
+          }
     }
 }
 
@@ -594,11 +663,19 @@ place__search (place__ctx_t *x, orch_isolation_t iso, place__cand_t *best)
           return;
         }
     }
-  place__collect_parts (x, iso);
   if (x->spread)
-    place__search_spread (x, iso, best);
-  else
-    place__search_binpack (x, iso, best);
+    {
+      place__collect_parts (x, iso, 0);
+      place__search_spread (x, iso, best);
+      return;
+    }
+  place__collect_parts (x, iso, 1);
+  place__search_binpack (x, iso, best);
+  if (best->node == PLACE__NONE)
+    {
+      place__collect_parts (x, iso, 2);
+      place__search_open (x, iso, best);
+    }
 }
 
 /* ---- results ---- */
@@ -638,7 +715,8 @@ place__fail_text (place__ctx_t *x, place_result_t *r, orch_isolation_t iso)
               left -= (size_t) k;
               for (size_t j = 0; j < x->rc[ci].n_vals && left > 1; j++)
                 {
-                  k = snprintf (p, left, "%s%s", j ? "," : " ", x->rc[ci].raw[j] ? x->rc[ci].raw[j] : "");
+                  k = snprintf (p, left, "%s%s", j ? "," : " ",
+                                x->rc[ci].raw[j] ? x->rc[ci].raw[j] : "");
                   if (k < 0 || (size_t) k >= left)
                     break;
                   p += k;
@@ -650,7 +728,7 @@ place__fail_text (place__ctx_t *x, place_result_t *r, orch_isolation_t iso)
         }
       const char *name = place__reject_names[pick];
       if (pick == PLACE_REJ_NO_BACKEND)
-        name = iso == ORCH_ISO_MICROVM ? "no microvm backend"
+        name = iso == ORCH_ISO_MICROVM     ? "no microvm backend"
                : iso == ORCH_ISO_CONTAINER ? "no container backend"
                                            : "no container or microvm backend";
       k = snprintf (p, left, "%s%u %s", sep, r->rejected[pick], name);
@@ -741,6 +819,46 @@ place__success_text (place__ctx_t *x, place_result_t *r, const char *why_iso)
               why_iso ? why_iso : "", why_iso ? "; " : "", cu, mu);
 }
 
+/* Commits x->w on node as iso and fills the result. For an auto workload
+ * placed as a microVM, says why a container was not the answer there. */
+static void
+place__commit (place__ctx_t *x, place_result_t *r, uint32_t node, orch_isolation_t iso,
+               const char *why)
+{
+  place_cluster_t *c = x->c;
+  const place_workload_t *w = x->w;
+  char why_iso[256];
+  if (w->isolation == ORCH_ISO_AUTO && !w->untrusted && iso == ORCH_ISO_MICROVM)
+    {
+      const place__node_t *n = &c->nodes[node];
+      place_reject_t rc = place__check (x, n, ORCH_ISO_CONTAINER, NULL);
+      uint32_t kt = place__node_kernel_tenant (n);
+      if (rc == PLACE_REJ_TENANT)
+        snprintf (why_iso, sizeof (why_iso),
+                  "microvm: tenant %.40s would share node %.60s's kernel with %s%.40s",
+                  c->strs.str[x->tenant], n->name, kt == PLACE__MIXED ? "" : "tenant ",
+                  kt == PLACE__MIXED ? "several tenants" : c->strs.str[kt]);
+      else if (rc == PLACE_REJ_NO_BACKEND)
+        snprintf (why_iso, sizeof (why_iso), "microvm: node %.60s has no container backend",
+                  n->name);
+      else
+        snprintf (why_iso, sizeof (why_iso),
+                  "microvm: packs better on %.60s than a container elsewhere", n->name);
+      why = why_iso;
+    }
+  uint32_t a = place__alloc_commit (c, node, x->service, x->tenant, iso, w->cpu_milli,
+                                    w->memory_bytes, w->host_ports);
+  if (x->plan)
+    {
+      orch_grow ((void **) &x->committed, &x->cap_committed, x->n_committed + 1, sizeof (uint32_t));
+      x->committed[x->n_committed++] = a;
+    }
+  r->node = node;
+  r->alloc = x->plan ? PLACE_ALLOC_NONE : a;
+  r->isolation = iso;
+  place__success_text (x, r, why);
+}
+
 static place__fc_t *
 place__fail_cached (place__ctx_t *x, const place_workload_t *w)
 {
@@ -756,12 +874,11 @@ place__fail_cached (place__ctx_t *x, const place_workload_t *w)
 }
 
 static void
-place__one (place__ctx_t *x, const place_workload_t *w, size_t idx, place_result_t *results,
-            bool plan, uint32_t **committed, size_t *n_committed, size_t *cap_committed)
+place__one (place__ctx_t *x, const place_workload_t *w, size_t idx, place_result_t *results)
 {
   place_cluster_t *c = x->c;
   place_result_t *r = &results[idx];
-  char buf[PLACE_REASON_MAX];
+  char buf[256];
   memset (r, 0, sizeof (*r));
   r->node = PLACE_NODE_NONE;
   r->alloc = PLACE_ALLOC_NONE;
@@ -791,7 +908,6 @@ place__one (place__ctx_t *x, const place_workload_t *w, size_t idx, place_result
 
   place__cand_t best = { .node = PLACE__NONE };
   orch_isolation_t iso = w->isolation;
-  char why_iso[256];
   const char *why = NULL;
   if (iso == ORCH_ISO_AUTO)
     {
@@ -824,8 +940,8 @@ place__one (place__ctx_t *x, const place_workload_t *w, size_t idx, place_result
 
   if (best.node == PLACE__NONE)
     {
-      orch_isolation_t fiso = w->isolation == ORCH_ISO_AUTO && w->untrusted ? ORCH_ISO_MICROVM
-                                                                           : w->isolation;
+      orch_isolation_t fiso
+          = w->isolation == ORCH_ISO_AUTO && w->untrusted ? ORCH_ISO_MICROVM : w->isolation;
       place__full_scan (x, r, &fiso, &best);
       if (best.node == PLACE__NONE)
         {
@@ -834,10 +950,15 @@ place__one (place__ctx_t *x, const place_workload_t *w, size_t idx, place_result
             x->n_fc++;
           place__fc_t *f = &x->fc[x->fc_next];
           x->fc_next = (x->fc_next + 1) % PLACE__FAIL_CACHE;
-          *f = (place__fc_t){ .cpu = w->cpu_milli, .mem = w->memory_bytes, .ports = w->host_ports,
-                              .tenant = x->tenant, .iso = w->isolation,
-                              .untrusted = w->untrusted, .cons = w->constraints,
-                              .n_cons = w->n_constraints, .result = idx };
+          *f = (place__fc_t){ .cpu = w->cpu_milli,
+                              .mem = w->memory_bytes,
+                              .ports = w->host_ports,
+                              .tenant = x->tenant,
+                              .iso = w->isolation,
+                              .untrusted = w->untrusted,
+                              .cons = w->constraints,
+                              .n_cons = w->n_constraints,
+                              .result = idx };
           return;
         }
       iso = fiso;
@@ -846,36 +967,7 @@ place__one (place__ctx_t *x, const place_workload_t *w, size_t idx, place_result
       memset (r->rejected, 0, sizeof (r->rejected));
     }
 
-  if (w->isolation == ORCH_ISO_AUTO && !w->untrusted && iso == ORCH_ISO_MICROVM)
-    {
-      /* Say why a container was not the answer on the chosen node. */
-      const place__node_t *n = &c->nodes[best.node];
-      place_reject_t rc = place__check (x, n, ORCH_ISO_CONTAINER, NULL);
-      uint32_t kt = place__node_kernel_tenant (n);
-      if (rc == PLACE_REJ_TENANT)
-        snprintf (why_iso, sizeof (why_iso), "microvm: tenant %.40s would share node %.60s's kernel with %s%.40s",
-                  c->strs.str[x->tenant], n->name, kt == PLACE__MIXED ? "" : "tenant ",
-                  kt == PLACE__MIXED ? "several tenants" : c->strs.str[kt]);
-      else if (rc == PLACE_REJ_NO_BACKEND)
-        snprintf (why_iso, sizeof (why_iso), "microvm: node %.60s has no container backend",
-                  n->name);
-      else
-        snprintf (why_iso, sizeof (why_iso), "microvm: packs better on %.60s than a container elsewhere",
-                  n->name);
-      why = why_iso;
-    }
-
-  uint32_t a = place__alloc_commit (c, best.node, x->service, x->tenant, iso, w->cpu_milli,
-                                    w->memory_bytes, w->host_ports);
-  if (plan)
-    {
-      orch_grow ((void **) committed, cap_committed, *n_committed + 1, sizeof (uint32_t));
-      (*committed)[(*n_committed)++] = a;
-    }
-  r->node = best.node;
-  r->alloc = plan ? PLACE_ALLOC_NONE : a;
-  r->isolation = iso;
-  place__success_text (x, r, why);
+  place__commit (x, r, best.node, iso, why);
 }
 
 typedef struct place__ord_s
@@ -891,6 +983,321 @@ place__cmp_ord (const void *a, const void *b)
   if (x->size != y->size)
     return x->size > y->size ? -1 : 1;
   return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Units for comparing cpu with memory: the demand mix (all allocations plus
+ * this batch), scaled to the mean node; the capacity mix when there is no
+ * demand yet. The mix is kept within 8x of the capacity mix either way so
+ * that one odd batch cannot make a dimension meaningless. */
+static void
+place__set_units (place__ctx_t *x, const place_workload_t *w, size_t n)
+{
+  place_cluster_t *c = x->c;
+  double nn = c->n_nodes_live ? (double) c->n_nodes_live : 1;
+  double cap_c = c->sum_cpu_cap > 0 ? (double) c->sum_cpu_cap / nn : 1000;
+  double cap_m = c->sum_mem_cap > 0 ? (double) c->sum_mem_cap / nn : (double) (1LL << 32);
+  double dc = (double) c->sum_cpu_req, dm = (double) c->sum_mem_req;
+  for (size_t i = 0; i < n; i++)
+    if (w[i].cpu_milli > 0 && w[i].memory_bytes > 0)
+      {
+        dc += (double) w[i].cpu_milli;
+        dm += (double) w[i].memory_bytes;
+      }
+  x->mem_scarce = dm * cap_c >= dc * cap_m;
+  x->ref_cpu = cap_c;
+  x->ref_mem = cap_m;
+  if (dc > 0 && dm > 0)
+    {
+      /* Memory per millicore in the demand vs in the capacity. */
+      double k = (dm / dc) / (cap_m / cap_c);
+      if (k > 8)
+        k = 8;
+      if (k < 0.125)
+        k = 0.125;
+      x->ref_mem = cap_m * sqrt (k);
+      x->ref_cpu = cap_c / sqrt (k);
+    }
+}
+
+/* ---- filling a node from the batch ----
+ *
+ * Best fit decides workload by workload; with two dimensions that strands
+ * capacity: a node ends full on cpu with memory left, or the reverse,
+ * because nothing steered complementary workloads together. So after a
+ * workload of a batch lands on a node, the engine fills that node with the
+ * batch's remaining workloads that keep it balanced: each step takes,
+ * among the largest fitting workload of each memory/cpu ratio class, the
+ * one that leaves the node's free cpu and memory fractions closest to
+ * each other, larger ones preferred (a bin-centric pass, in the manner of
+ * the vector bin-packing heuristics of Panigrahy et al.). Workloads with
+ * constraints or spread, and auto workloads that would need a microVM,
+ * are left to the main pass. */
+
+#define PLACE__FILL_CLASSES 16
+#define PLACE__FILL_SCAN 8
+#define PLACE__FILL_SIZE_WEIGHT 0.3
+
+/* Workloads for filling, grouped by where they may go: group 0 holds the
+ * microVM-bound ones (any node), then one group per tenant for containers
+ * (only that tenant's nodes); within a group, one list per memory/cpu ratio
+ * class, largest first. */
+typedef struct place__fgroup_s
+{
+  size_t *items[PLACE__FILL_CLASSES]; /* batch indices, largest first */
+  double *size[PLACE__FILL_CLASSES];
+  uint32_t *skip[PLACE__FILL_CLASSES]; /* next position not yet placed (path-compressed) */
+  size_t n[PLACE__FILL_CLASSES];
+} place__fgroup_t;
+
+typedef struct place__fill_s
+{
+  place__fgroup_t *groups;
+  size_t n_groups, cap_groups;
+  place__u64map_t group_of; /* tenant id -> group */
+  uint8_t *cls;             /* per batch index; UINT8_MAX = not for filling */
+  uint32_t *grp, *pos;      /* group, and position in its class */
+  uint32_t *tenant, *service;
+} place__fill_t;
+
+static size_t
+place__fill_find (uint32_t *sk, size_t p)
+{
+  size_t r = p;
+  while (sk[r] != r)
+    r = sk[r];
+  while (sk[p] != r)
+    {
+      size_t nx = sk[p];
+      sk[p] = (uint32_t) r;
+      p = nx;
+    }
+  return r;
+}
+
+static bool
+place__fill_is_done (const place__fill_t *f, size_t i)
+{
+  if (f->cls[i] == UINT8_MAX)
+    return false;
+  return f->groups[f->grp[i]].skip[f->cls[i]][f->pos[i]] != f->pos[i];
+}
+
+static void
+place__fill_done (place__fill_t *f, size_t i)
+{
+  if (f->cls[i] == UINT8_MAX)
+    return;
+  f->groups[f->grp[i]].skip[f->cls[i]][f->pos[i]] = f->pos[i] + 1;
+}
+
+static uint32_t
+place__fill_group (place__fill_t *f, uint32_t tenant, bool create)
+{
+  uint32_t *g = create ? place__u64map_put (&f->group_of, tenant)
+                       : place__u64map_get (&f->group_of, tenant);
+  if (!g)
+    return PLACE__NONE;
+  if (*g == 0) /* new: group 0 is the microVMs', so tenant groups start at 1 */
+    {
+      orch_grow ((void **) &f->groups, &f->cap_groups, f->n_groups + 1, sizeof (place__fgroup_t));
+      memset (&f->groups[f->n_groups], 0, sizeof (place__fgroup_t));
+      *g = (uint32_t) f->n_groups++;
+    }
+  return *g;
+}
+
+static void
+place__fill_init (place__ctx_t *x, place__fill_t *f, const place_workload_t *w, size_t n,
+                  const place__ord_t *ord)
+{
+  place_cluster_t *c = x->c;
+  memset (f, 0, sizeof (*f));
+  orch_grow ((void **) &f->groups, &f->cap_groups, 1, sizeof (place__fgroup_t));
+  memset (&f->groups[0], 0, sizeof (place__fgroup_t));
+  f->n_groups = 1;
+  f->cls = xmalloc (n);
+  f->grp = xmalloc (n * sizeof (uint32_t));
+  f->pos = xmalloc (n * sizeof (uint32_t));
+  f->tenant = xmalloc (n * sizeof (uint32_t));
+  f->service = xmalloc (n * sizeof (uint32_t));
+  for (size_t k = 0; k < n; k++)
+    {
+      size_t i = ord[k].idx;
+      const place_workload_t *q = &w[i];
+      f->cls[i] = UINT8_MAX;
+      if (q->spread || c->cfg.spread || q->cpu_milli <= 0 || q->memory_bytes <= 0 || !q->service
+          || !*q->service || strlen (q->service) > PLACE_MAX_STR
+          || (q->tenant && strlen (q->tenant) > PLACE_MAX_STR)
+          || (q->isolation != ORCH_ISO_CONTAINER && q->isolation != ORCH_ISO_MICROVM
+              && q->isolation != ORCH_ISO_AUTO))
+        continue;
+      double ratio
+          = log2 (((double) q->memory_bytes / x->ref_mem) / ((double) q->cpu_milli / x->ref_cpu));
+      int k2 = (int) floor (ratio * 2) + PLACE__FILL_CLASSES / 2;
+      if (k2 < 0)
+        k2 = 0;
+      if (k2 >= PLACE__FILL_CLASSES)
+        k2 = PLACE__FILL_CLASSES - 1;
+      f->cls[i] = (uint8_t) k2;
+      f->service[i] = place__intern (&c->strs, q->service);
+      f->tenant[i] = place__intern (&c->strs, q->tenant && *q->tenant ? q->tenant : "default");
+      bool vm = q->isolation == ORCH_ISO_MICROVM || (q->isolation == ORCH_ISO_AUTO && q->untrusted);
+      f->grp[i] = vm ? 0 : place__fill_group (f, f->tenant[i], true);
+      f->groups[f->grp[i]].n[k2]++;
+    }
+  for (size_t g = 0; g < f->n_groups; g++)
+    for (int k2 = 0; k2 < PLACE__FILL_CLASSES; k2++)
+      {
+        place__fgroup_t *G = &f->groups[g];
+        G->items[k2] = xmalloc ((G->n[k2] + 1) * sizeof (size_t));
+        G->size[k2] = xmalloc ((G->n[k2] + 1) * sizeof (double));
+        G->skip[k2] = xmalloc ((G->n[k2] + 1) * sizeof (uint32_t));
+        for (size_t j = 0; j <= G->n[k2]; j++)
+          G->skip[k2][j] = (uint32_t) j;
+        G->n[k2] = 0;
+      }
+  for (size_t k = 0; k < n; k++)
+    {
+      size_t i = ord[k].idx;
+      if (f->cls[i] == UINT8_MAX)
+        continue;
+      place__fgroup_t *G = &f->groups[f->grp[i]];
+      int k2 = f->cls[i];
+      f->pos[i] = (uint32_t) G->n[k2];
+      G->items[k2][G->n[k2]] = i;
+      G->size[k2][G->n[k2]] = ord[k].size;
+      G->n[k2]++;
+    }
+}
+
+static void
+place__fill_free (place__fill_t *f)
+{
+  for (size_t g = 0; g < f->n_groups; g++)
+    for (int k = 0; k < PLACE__FILL_CLASSES; k++)
+      {
+        free (f->groups[g].items[k]);
+        free (f->groups[g].size[k]);
+        free (f->groups[g].skip[k]);
+      }
+  free (f->groups);
+  place__u64map_free (&f->group_of);
+  free (f->cls);
+  free (f->grp);
+  free (f->pos);
+  free (f->tenant);
+  free (f->service);
+}
+
+/* Fills node ni from the batch; returns how many it placed. */
+static int
+place__fill (place__ctx_t *x, place__fill_t *f, uint32_t ni, const place_workload_t *w,
+             place_result_t *results, const place_batch_opts_t *opts)
+{
+  place_cluster_t *c = x->c;
+  int placed = 0;
+  x->spread = false;
+  for (;;)
+    {
+      const place__node_t *n = &c->nodes[ni];
+      int64_t fc = place__node_free_cpu (n), fm = place__node_free_mem (c, n);
+      if (fc <= 0 || fm <= 0 || n->cpu_cap <= 0 || n->mem_cap <= 0)
+        break;
+      double bound = (double) fc / x->ref_cpu + (double) fm / x->ref_mem;
+      size_t best = SIZE_MAX;
+      orch_isolation_t best_iso = ORCH_ISO_CONTAINER;
+      double best_s = 0;
+      /* microVM-bound workloads fit any node; containers only their own
+       * tenant's (any tenant's where no container runs yet). */
+      uint32_t kt = place__node_kernel_tenant (n);
+      uint32_t own = kt == PLACE__NONE || kt == PLACE__MIXED ? PLACE__NONE
+                                                             : place__fill_group (f, kt, false);
+      for (size_t g = 0; g < f->n_groups; g++)
+        {
+          if (g != 0 && !(kt == PLACE__NONE || g == own))
+            continue;
+          place__fgroup_t *G = &f->groups[g];
+          for (int k = 0; k < PLACE__FILL_CLASSES; k++)
+            {
+              size_t cnt = G->n[k];
+              if (!cnt)
+                continue;
+              /* First position whose size is within the bound (sizes descend). */
+              size_t lo = 0, hi = cnt;
+              while (lo < hi)
+                {
+                  size_t mid = (lo + hi) / 2;
+                  if (G->size[k][mid] > bound)
+                    lo = mid + 1;
+                  else
+                    hi = mid;
+                }
+              unsigned scanned = 0;
+              for (size_t p = place__fill_find (G->skip[k], lo);
+                   p < cnt && scanned < PLACE__FILL_SCAN;
+                   p = place__fill_find (G->skip[k], p + 1), scanned++)
+                {
+                  size_t i = G->items[k][p];
+                  const place_workload_t *q = &w[i];
+                  if (q->cpu_milli > fc || q->memory_bytes > fm)
+                    continue;
+                  x->w = q;
+                  x->tenant = f->tenant[i];
+                  x->n_rc = 0;
+                  if (q->n_constraints)
+                    {
+                      char buf[256];
+                      if (place__resolve (x, q, buf, sizeof (buf)))
+                        continue; /* invalid: the main pass reports it */
+                      place__class_verdicts (x, q);
+                    }
+                  orch_isolation_t iso = q->isolation == ORCH_ISO_MICROVM || q->untrusted
+                                             ? ORCH_ISO_MICROVM
+                                             : ORCH_ISO_CONTAINER;
+                  if (place__check (x, n, iso, NULL) != PLACE_REJ__MAX)
+                    continue;
+                  int64_t ovh = iso == ORCH_ISO_MICROVM ? place__node_overhead (c, n) : 0;
+                  double a = (double) (fc - q->cpu_milli) / (double) n->cpu_cap;
+                  double b = (double) (fm - q->memory_bytes - ovh) / (double) n->mem_cap;
+                  double sc = fabs (a - b)
+                              - PLACE__FILL_SIZE_WEIGHT
+                                    * ((double) q->cpu_milli / (double) n->cpu_cap
+                                       + (double) q->memory_bytes / (double) n->mem_cap);
+                  if (best == SIZE_MAX || sc < best_s || (sc == best_s && i < best))
+                    {
+                      best = i;
+                      best_s = sc;
+                      best_iso = iso;
+                    }
+                  break;
+                }
+            }
+        }
+      if (best == SIZE_MAX)
+        break;
+      const place_workload_t *q = &w[best];
+      place_result_t *r = &results[best];
+      memset (r, 0, sizeof (*r));
+      r->n_nodes = (uint32_t) c->n_nodes_live;
+      x->w = q;
+      x->tenant = f->tenant[best];
+      x->service = f->service[best];
+      x->n_rc = 0;
+      if (q->n_constraints)
+        {
+          char buf[256];
+          place__resolve (x, q, buf, sizeof (buf));
+        }
+      place__commit (x, r, ni, best_iso,
+                     q->isolation == ORCH_ISO_AUTO
+                         ? (best_iso == ORCH_ISO_MICROVM ? "microvm: untrusted" : "container")
+                         : NULL);
+      place__fill_done (f, best);
+      placed++;
+      if (opts->on_placed)
+        opts->on_placed (opts->userdata, best);
+    }
+  return placed;
 }
 
 int
@@ -909,8 +1316,7 @@ place_batch (place_cluster_t *c, const place_workload_t *w, size_t n,
 
   place__ctx_t *x = xcalloc (1, sizeof (*x));
   x->c = c;
-  x->ref_cpu = c->n_nodes_live && c->sum_cpu_cap > 0 ? (double) c->sum_cpu_cap / (double) c->n_nodes_live : 1000;
-  x->ref_mem = c->n_nodes_live && c->sum_mem_cap > 0 ? (double) c->sum_mem_cap / (double) c->n_nodes_live : (double) (1 << 30);
+  place__set_units (x, w, n);
 
   place__ord_t *ord = xmalloc (n * sizeof (*ord));
   for (size_t i = 0; i < n; i++)
@@ -927,35 +1333,49 @@ place_batch (place_cluster_t *c, const place_workload_t *w, size_t n,
 
   uint32_t saved_free = c->alloc_free;
   size_t saved_slots = c->n_alloc_slots;
-  uint32_t *committed = NULL;
-  size_t n_committed = 0, cap_committed = 0;
+  x->plan = opts->plan;
   if (opts->plan)
     {
       c->undo_on = true;
       c->n_moves = 0;
     }
 
+  bool fill = !opts->keep_order && n > 1;
+  place__fill_t f;
+  if (fill)
+    place__fill_init (x, &f, w, n, ord);
   int placed = 0;
   for (size_t k = 0; k < n; k++)
     {
       size_t i = ord[k].idx;
-      place__one (x, &w[i], i, results, opts->plan, &committed, &n_committed, &cap_committed);
-      if (results[i].node != PLACE_NODE_NONE)
+      if (fill)
+        {
+          if (place__fill_is_done (&f, i))
+            continue; /* placed by a fill */
+          place__fill_done (&f, i);
+        }
+      place__one (x, &w[i], i, results);
+      uint32_t node = results[i].node;
+      if (node != PLACE_NODE_NONE)
         placed++;
       if (opts->on_placed)
         opts->on_placed (opts->userdata, i);
+      if (fill && node != PLACE_NODE_NONE && !x->spread)
+        placed += place__fill (x, &f, node, w, results, opts);
     }
+  if (fill)
+    place__fill_free (&f);
 
   if (opts->plan)
     {
-      for (size_t k = n_committed; k-- > 0;)
-        place__alloc_release (c, committed[k], true);
+      for (size_t k = x->n_committed; k-- > 0;)
+        place__alloc_release (c, x->committed[k], true);
       place__index_undo (c, 0);
       c->alloc_free = saved_free;
       c->n_alloc_slots = saved_slots;
       c->undo_on = false;
     }
-  free (committed);
+  free (x->committed);
   free (ord);
   for (size_t i = 0; i < PLACE__CLASS_CACHE; i++)
     free (x->cc[i].ok);

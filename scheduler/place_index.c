@@ -145,8 +145,9 @@ place__log_move (place_cluster_t *c, uint32_t ni)
     return;
   place__node_t *n = &c->nodes[ni];
   orch_grow ((void **) &c->moves, &c->cap_moves, c->n_moves + 1, sizeof (place__move_t));
-  c->moves[c->n_moves++] = (place__move_t){ .node = ni, .part = n->part, .row = n->row,
-                                            .col = n->col, .prev = n->prev };
+  c->moves[c->n_moves++] = (place__move_t){
+    .node = ni, .part = n->part, .row = n->row, .col = n->col, .prev = n->prev
+  };
 }
 
 void
@@ -167,7 +168,8 @@ place__index_node (place_cluster_t *c, uint32_t ni)
       place__unindex_node (c, ni);
       return;
     }
-  uint32_t part = place__part_get (c, n->cls, place__node_kernel_tenant (n), true);
+  uint32_t part = place__part_get (
+      c, n->cls, n->n_allocs == 0 ? PLACE__EMPTY : place__node_kernel_tenant (n), true);
   unsigned row = place__bucket (place__node_free_cpu (n));
   unsigned col = place__bucket (place__node_free_mem (c, n) >> 10);
   if (n->part == part && n->row == row && n->col == col)

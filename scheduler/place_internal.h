@@ -14,6 +14,9 @@
  * (state inherited from before the rule, or a forced add): no container may
  * join it. */
 #define PLACE__MIXED (UINT32_MAX - 1)
+/* The partition of nodes without any allocation: bin-packing opens one of
+ * them only when no node in use can take a workload. */
+#define PLACE__EMPTY (UINT32_MAX - 2)
 
 /* Free capacity is quantised on a log scale, four buckets per power of two
  * (each bucket spans at most 25%), into a grid of PLACE__G x PLACE__G
@@ -58,7 +61,7 @@ typedef struct place__tcount_s
 
 typedef struct place__node_s
 {
-  char *name; /* NULL = free slot */
+  char *name;       /* NULL = free slot */
   uint32_t *labels; /* pairs (key id, value id), sorted by key id */
   uint32_t n_labels;
   uint32_t cls;
@@ -95,11 +98,11 @@ typedef struct place__alloc_s
  * constraints. */
 typedef struct place__part_s
 {
-  uint32_t cls, tenant; /* tenant PLACE__NONE = no containers */
+  uint32_t cls, tenant; /* PLACE__NONE = microVMs only, PLACE__EMPTY = no allocations */
   uint32_t n_nodes;
-  place__mask_t rows;            /* rows with a non-empty bucket */
-  place__mask_t cols[PLACE__G];  /* per row: non-empty columns */
-  uint32_t *heads[PLACE__G];     /* per row, allocated on first use: PLACE__G list heads */
+  place__mask_t rows;           /* rows with a non-empty bucket */
+  place__mask_t cols[PLACE__G]; /* per row: non-empty columns */
+  uint32_t *heads[PLACE__G];    /* per row, allocated on first use: PLACE__G list heads */
 } place__part_t;
 
 typedef struct place__class_s
@@ -136,9 +139,10 @@ struct place_cluster_s
 
   place__u64map_t svc_count; /* (node << 32 | service) -> allocations of that service */
 
-  /* Scale for comparing leftover cpu with leftover memory: the mean
-   * allocatable of the ready nodes, refreshed as nodes change. */
+  /* Capacity and requests summed over nodes and allocations: they set the
+   * units in which cpu and memory are compared (place__set_units). */
   int64_t sum_cpu_cap, sum_mem_cap;
+  int64_t sum_cpu_req, sum_mem_req;
 
   /* Undo support for plans: the position of each node in its bucket list
    * is restored exactly, so a plan leaves no trace in later decisions. */

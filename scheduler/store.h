@@ -5,7 +5,17 @@
  * Every call is asynchronous: it returns at once (0, or -1 with err when the
  * request could not even be queued) and its callback runs later from the
  * loop, exactly once, also on failure. Nothing blocks the loop. Keys and
- * values are byte strings; values may contain NULs. */
+ * values are byte strings; values may contain NULs.
+ *
+ * Errors: a call refused up front returns -1 without a callback (more than
+ * STORE_MAX_TXN_OPS ops: E2BIG; more than STORE_MAX_REQUEST_BYTES of raw key
+ * and value bytes: EMSGSIZE — etcd's own limit counts the encoded request,
+ * so keep a margin; a second watch: EBUSY; any call after destroy:
+ * ECANCELED). In callbacks err->code is ENOENT for a missing lease, EINVAL
+ * for a request etcd refused, EAGAIN when etcd has no leader, and ERANGE
+ * when a watch's start revision was compacted. watch_cancel is silent: no
+ * callback follows it. destroy runs every outstanding callback before it
+ * returns, with ECANCELED "store closed". */
 #ifndef ORCH_STORE_H
 #define ORCH_STORE_H
 
