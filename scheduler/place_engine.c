@@ -1057,6 +1057,10 @@ typedef struct place__fill_s
   uint8_t *cls;             /* per batch index; UINT8_MAX = not for filling */
   uint32_t *grp, *pos;      /* group, and position in its class */
   uint32_t *tenant, *service;
+  const uint64_t **cons_ok; /* per batch index: classes its label constraints allow, or NULL */
+  uint64_t **verdicts;      /* the distinct bit sets, owned */
+  size_t n_verdicts;
+  place__u64map_t verdict_of; /* constraints array address -> verdicts index + 1 */
 } place__fill_t;
 
 static size_t
@@ -1120,11 +1124,43 @@ place__fill_init (place__ctx_t *x, place__fill_t *f, const place_workload_t *w, 
   f->pos = xmalloc (n * sizeof (uint32_t));
   f->tenant = xmalloc (n * sizeof (uint32_t));
   f->service = xmalloc (n * sizeof (uint32_t));
+  f->cons_ok = xcalloc (n, sizeof (uint64_t *));
+  f->verdicts = xcalloc (n, sizeof (uint64_t *));
   for (size_t k = 0; k < n; k++)
     {
       size_t i = ord[k].idx;
       const place_workload_t *q = &w[i];
       f->cls[i] = UINT8_MAX;
+      if (q->n_constraints)
+        {
+          /* Judge the label constraints once per constraint array; a
+           * workload pinned by node.id, or invalid, is left to the main
+           * pass. */
+          uint32_t *vi
+              = place__u64map_put (&f->verdict_of, (uint64_t) (uintptr_t) q->constraints
+                                                       ^ ((uint64_t) q->n_constraints << 56));
+          if (*vi == 0)
+            {
+              char buf[256];
+              bool usable = place__resolve (x, q, buf, sizeof (buf)) == NULL;
+              for (size_t j = 0; usable && j < x->n_rc; j++)
+                if (x->rc[j].node_id)
+                  usable = false;
+              uint64_t *bits = NULL;
+              if (usable)
+                {
+                  bits = xcalloc (c->n_classes / 64 + 1, sizeof (uint64_t));
+                  for (size_t cl = 0; cl < c->n_classes; cl++)
+                    if (place__class_fails (x, &c->classes[cl]) < 0)
+                      bits[cl / 64] |= 1ULL << (cl % 64);
+                }
+              f->verdicts[f->n_verdicts++] = bits;
+              *vi = (uint32_t) f->n_verdicts;
+            }
+          f->cons_ok[i] = f->verdicts[*vi - 1];
+          if (!f->cons_ok[i])
+            continue;
+        }
       if (q->spread || c->cfg.spread || q->cpu_milli <= 0 || q->memory_bytes <= 0 || !q->service
           || !*q->service || strlen (q->service) > PLACE_MAX_STR
           || (q->tenant && strlen (q->tenant) > PLACE_MAX_STR)
@@ -1187,6 +1223,11 @@ place__fill_free (place__fill_t *f)
   free (f->pos);
   free (f->tenant);
   free (f->service);
+  for (size_t v = 0; v < f->n_verdicts; v++)
+    free (f->verdicts[v]);
+  free (f->verdicts);
+  free (f->cons_ok);
+  place__u64map_free (&f->verdict_of);
 }
 
 /* Fills node ni from the batch; returns how many it placed. */
@@ -1243,14 +1284,11 @@ place__fill (place__ctx_t *x, place__fill_t *f, uint32_t ni, const place_workloa
                     continue;
                   x->w = q;
                   x->tenant = f->tenant[i];
+                  /* Label constraints were judged per class once, at init. */
+                  const uint64_t *ok = f->cons_ok[i];
+                  if (ok && !((ok[n->cls / 64] >> (n->cls % 64)) & 1))
+                    continue;
                   x->n_rc = 0;
-                  if (q->n_constraints)
-                    {
-                      char buf[256];
-                      if (place__resolve (x, q, buf, sizeof (buf)))
-                        continue; /* invalid: the main pass reports it */
-                      place__class_verdicts (x, q);
-                    }
                   orch_isolation_t iso = q->isolation == ORCH_ISO_MICROVM || q->untrusted
                                              ? ORCH_ISO_MICROVM
                                              : ORCH_ISO_CONTAINER;
@@ -1283,11 +1321,6 @@ place__fill (place__ctx_t *x, place__fill_t *f, uint32_t ni, const place_workloa
       x->tenant = f->tenant[best];
       x->service = f->service[best];
       x->n_rc = 0;
-      if (q->n_constraints)
-        {
-          char buf[256];
-          place__resolve (x, q, buf, sizeof (buf));
-        }
       place__commit (x, r, ni, best_iso,
                      q->isolation == ORCH_ISO_AUTO
                          ? (best_iso == ORCH_ISO_MICROVM ? "microvm: untrusted" : "container")
