@@ -1,5 +1,4 @@
-# The image store (cmocka) and the container runtime's host check.
-orch_unit_test(test_image SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_image.c LIBS orch_image)
+# The container runtime's host check.
 
 # rt_check is not a unit test: it needs root, cgroups and a busybox image
 # (tests/integration/test_runtime.sh runs it).
