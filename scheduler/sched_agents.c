@@ -157,6 +157,13 @@ apply_status (sched_t *s, sched_node_t *n, const Orch__AllocStatus *st)
   a->status.memory_bytes = st->memory_bytes;
   a->status.cpu_usec = st->cpu_usec;
   a->status.pid = st->pid;
+  sched_status_set_str (&a->status.address, st->address);
+  sched_status_set_str (&a->status.vmm, st->vmm);
+  sched_status_set_str (&a->status.guest_kernel, st->guest_kernel);
+  if (st->health && (a->status.health == NULL || strcmp (a->status.health, st->health) != 0)
+      && *st->health)
+    orch_info ("allocation %s on %s is %s", a->id, n->id, st->health);
+  sched_status_set_str (&a->status.health, st->health);
   bool terminal = sched_status_terminal (&a->status);
   if (terminal && !was_terminal)
     {
@@ -315,6 +322,7 @@ sched_agent_closed (sched_conn_t *c)
   c->node = NULL;
   if (n->place_id != PLACE_NODE_NONE)
     place_node_set_state (c->s->cluster, n->place_id, false, n->draining);
+  sched_api_agent_gone (c->s, n->id);
 }
 
 /* Marks nodes that stopped heartbeating as down, once. */

@@ -61,6 +61,7 @@ waiter_free (sched_waiter_t *w)
     }
   free (w->changes);
   free (w->alloc_id);
+  free (w->node_id);
   sched_conn_unref (w->conn);
   free (w);
 }
@@ -387,7 +388,8 @@ fill_service (sched_t *s, const sched_service_t *svc, Orch__ServiceInfo *si)
 }
 
 static void
-fill_alloc (const sched_alloc_t *a, Orch__AllocInfo *ai, Orch__AllocStatus *st)
+fill_alloc (sched_t *s, const sched_alloc_t *a, Orch__AllocInfo *ai, Orch__AllocStatus *st,
+            Orch__PortMapping *pm, Orch__PortMapping **pm_ptrs)
 {
   orch__alloc_info__init (ai);
   orch__alloc_status__init (st);
@@ -409,7 +411,24 @@ fill_alloc (const sched_alloc_t *a, Orch__AllocInfo *ai, Orch__AllocStatus *st)
   st->started_at_ms = a->status.started_at_ms;
   st->finished_at_ms = a->status.finished_at_ms;
   st->restarts = a->status.restarts;
+  st->address = a->status.address ? a->status.address : "";
+  st->health = a->status.health ? a->status.health : "";
+  st->vmm = a->status.vmm ? a->status.vmm : "";
+  st->guest_kernel = a->status.guest_kernel ? a->status.guest_kernel : "";
   ai->status = st;
+  for (size_t i = 0; i < a->n_ports; i++)
+    {
+      orch__port_mapping__init (&pm[i]);
+      pm[i].name = a->ports[i].name;
+      pm[i].port = a->ports[i].port;
+      pm[i].host_port = a->ports[i].host_port;
+      pm[i].protocol = (char *) a->ports[i].protocol;
+      pm_ptrs[i] = &pm[i];
+    }
+  ai->ports = pm_ptrs;
+  ai->n_ports = a->n_ports;
+  sched_node_t *n = orch_map_get (&s->nodes, a->node);
+  ai->node_address = n ? n->address : "";
 }
 
 static void
@@ -466,6 +485,8 @@ handle_get (sched_conn_t *c, uint64_t request_id, const Orch__GetRequest *req)
   Orch__NodeInfo__LabelsEntry *labels = NULL;
   Orch__NodeInfo__LabelsEntry **label_ptrs = NULL;
   char **runtimes = NULL;
+  Orch__PortMapping *ports = NULL;
+  Orch__PortMapping **port_ptrs = NULL;
   sched_alloc_t **allocs = NULL;
   const char **keys = NULL;
   size_t n = 0;
@@ -503,9 +524,16 @@ handle_get (sched_conn_t *c, uint64_t request_id, const Orch__GetRequest *req)
       alloc_infos = xcalloc (n + 1, sizeof *alloc_infos);
       statuses = xcalloc (n + 1, sizeof *statuses);
       reply.allocs = xcalloc (n + 1, sizeof *reply.allocs);
+      size_t total_ports = 0;
+      for (size_t i = 0; i < n; i++)
+        total_ports += allocs[i]->n_ports;
+      ports = xcalloc (total_ports + 1, sizeof *ports);
+      port_ptrs = xcalloc (total_ports + 1, sizeof *port_ptrs);
+      size_t pi = 0;
       for (size_t i = 0; i < n; i++)
         {
-          fill_alloc (allocs[i], &alloc_infos[i], &statuses[i]);
+          fill_alloc (s, allocs[i], &alloc_infos[i], &statuses[i], &ports[pi], &port_ptrs[pi]);
+          pi += allocs[i]->n_ports;
           reply.allocs[i] = &alloc_infos[i];
         }
       reply.n_allocs = n;
@@ -558,6 +586,8 @@ handle_get (sched_conn_t *c, uint64_t request_id, const Orch__GetRequest *req)
   free (labels);
   free (label_ptrs);
   free (runtimes);
+  free (ports);
+  free (port_ptrs);
   free (allocs);
   free (keys);
 }
@@ -733,12 +763,15 @@ handle_logs (sched_conn_t *c, uint64_t request_id, const Orch__LogsRequest *req)
   w->request_id = request_id;
   w->agent_request_id = s->next_agent_request_id++;
   w->alloc_id = xstrdup (a->id);
+  w->node_id = xstrdup (n->id);
+  w->follow = req->follow;
   w->deadline_ms = orch_now_mono_ms () + SCHED_LOGS_TIMEOUT_MS;
   w->next = s->logs_waiters;
   s->logs_waiters = w;
   Orch__LogsRequest fwd = ORCH__LOGS_REQUEST__INIT;
   fwd.alloc_id = a->id;
   fwd.tail_bytes = req->tail_bytes;
+  fwd.follow = req->follow;
   Orch__Envelope env = ORCH__ENVELOPE__INIT;
   env.request_id = w->agent_request_id;
   env.msg_case = ORCH__ENVELOPE__MSG_LOGS_REQUEST;
@@ -757,12 +790,18 @@ sched_api_logs_reply (sched_t *s, uint64_t agent_request_id, Orch__Envelope *env
       sched_waiter_t *w = *p;
       if (w->agent_request_id != agent_request_id)
         continue;
-      *p = w->next;
+      bool more = env->msg_case == ORCH__ENVELOPE__MSG_LOGS_REPLY && w->follow
+                  && !env->logs_reply->eof;
+      if (more)
+        w->deadline_ms = INT64_MAX; /* a follow lasts until cancelled */
+      else
+        *p = w->next;
       if (env->msg_case == ORCH__ENVELOPE__MSG_LOGS_REPLY)
         {
           Orch__LogsReply reply = ORCH__LOGS_REPLY__INIT;
           reply.data = env->logs_reply->data;
           reply.truncated = env->logs_reply->truncated;
+          reply.eof = env->logs_reply->eof;
           Orch__Envelope out = ORCH__ENVELOPE__INIT;
           out.request_id = w->request_id;
           out.msg_case = ORCH__ENVELOPE__MSG_LOGS_REPLY;
@@ -772,7 +811,8 @@ sched_api_logs_reply (sched_t *s, uint64_t agent_request_id, Orch__Envelope *env
       else
         sched_api_reply_error (w->conn, w->request_id, env->error->code, env->error->message,
                                env->error->details, env->error->n_details);
-      waiter_free (w);
+      if (!more)
+        waiter_free (w);
       return;
     }
 }
@@ -798,6 +838,8 @@ sched_api_tick (sched_t *s)
     }
 }
 
+static void handle_logs_cancel (sched_conn_t *c, const Orch__LogsCancel *req);
+
 /* ---- dispatch ------------------------------------------------------------- */
 
 void
@@ -820,6 +862,9 @@ sched_api_message (sched_conn_t *c, Orch__Envelope *env)
     case ORCH__ENVELOPE__MSG_LOGS_REQUEST:
       handle_logs (c, env->request_id, env->logs_request);
       break;
+    case ORCH__ENVELOPE__MSG_LOGS_CANCEL:
+      handle_logs_cancel (c, env->logs_cancel);
+      break;
     default:
       sched_api_reply_error (c, env->request_id, ERR_BAD_REQUEST,
                              "this message is not a request the API port accepts", NULL, 0);
@@ -827,9 +872,65 @@ sched_api_message (sched_conn_t *c, Orch__Envelope *env)
     }
 }
 
+/* Tells the agent to stop following and forgets the waiter. */
+static void
+logs_cancel (sched_t *s, sched_waiter_t **link)
+{
+  sched_waiter_t *w = *link;
+  *link = w->next;
+  sched_node_t *n = orch_map_get (&s->nodes, w->node_id);
+  if (n && n->agent)
+    {
+      Orch__LogsCancel cancel = ORCH__LOGS_CANCEL__INIT;
+      cancel.request_id = w->agent_request_id;
+      Orch__Envelope env = ORCH__ENVELOPE__INIT;
+      env.msg_case = ORCH__ENVELOPE__MSG_LOGS_CANCEL;
+      env.logs_cancel = &cancel;
+      sched_agent_send (n->agent, &env);
+    }
+  waiter_free (w);
+}
+
+static void
+handle_logs_cancel (sched_conn_t *c, const Orch__LogsCancel *req)
+{
+  for (sched_waiter_t **p = &c->s->logs_waiters; *p; p = &(*p)->next)
+    if ((*p)->conn == c && (*p)->request_id == req->request_id)
+      {
+        logs_cancel (c->s, p);
+        return;
+      }
+}
+
 void
 sched_api_closed (sched_conn_t *c)
 {
-  /* Waiters keep their reference; replies to a closed conn are dropped. */
-  (void) c;
+  /* Follows of a client that went away are cancelled; other waiters keep
+   * their reference and their replies are dropped. */
+  for (sched_waiter_t **p = &c->s->logs_waiters; *p;)
+    {
+      if ((*p)->conn == c && (*p)->follow)
+        logs_cancel (c->s, p);
+      else
+        p = &(*p)->next;
+    }
+}
+
+void
+sched_api_agent_gone (sched_t *s, const char *node_id)
+{
+  for (sched_waiter_t **p = &s->logs_waiters; *p;)
+    {
+      sched_waiter_t *w = *p;
+      if (strcmp (w->node_id, node_id) != 0)
+        {
+          p = &w->next;
+          continue;
+        }
+      *p = w->next;
+      cleanup_free char *msg = xasprintf ("node %s disconnected while sending the logs of %s",
+                                          node_id, w->alloc_id);
+      sched_api_reply_error (w->conn, w->request_id, ERR_UNAVAILABLE, msg, NULL, 0);
+      waiter_free (w);
+    }
 }

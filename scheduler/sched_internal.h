@@ -37,6 +37,15 @@ typedef struct sched_service_s
   char *pending_reason; /* aggregated reason, NULL when nothing is pending */
 } sched_service_t;
 
+/* A published port and the node port assigned to it. */
+typedef struct sched_port_s
+{
+  char *name;
+  uint16_t port;      /* inside the workload */
+  uint16_t host_port; /* on the node's address */
+  char protocol[4];   /* "tcp" | "udp" */
+} sched_port_t;
+
 /* The last state an agent reported for an allocation. */
 typedef struct sched_status_s
 {
@@ -50,6 +59,10 @@ typedef struct sched_status_s
   int64_t memory_bytes;
   int64_t cpu_usec;
   int64_t pid;
+  char *address; /* reported: the workload's IP on the node bridge */
+  char *health;  /* reported: "", "healthy", "unhealthy" */
+  char *vmm;
+  char *guest_kernel;
 } sched_status_t;
 
 typedef struct sched_alloc_s
@@ -66,6 +79,8 @@ typedef struct sched_alloc_s
   bool status_dirty; /* status changed since last persisted */
   bool removing;     /* its deletion is being written; no more status writes */
   int64_t stop_grace_ms; /* from its service; kept for when the service is deleted */
+  sched_port_t *ports;   /* host ports assigned at placement */
+  size_t n_ports;
   place_alloc_id_t place_id; /* handle in the placement engine */
 } sched_alloc_t;
 
@@ -94,7 +109,8 @@ typedef struct sched_node_s
   bool lease_in_flight;
   int64_t mod_revision;
   place_node_id_t place_id;
-  bool desired_dirty; /* the agent's desired list must be sent again */
+  uint8_t *ports_used;   /* bitmap over the host port range, NULL when none used */
+  unsigned ports_cursor; /* where the next port search starts */ /* the agent's desired list must be sent again */
 } sched_node_t;
 
 /* A client or agent connection. */
@@ -132,6 +148,8 @@ typedef struct sched_waiter_s
   /* logs */
   uint64_t agent_request_id;
   char *alloc_id;
+  char *node_id; /* logs: the node the request was forwarded to */
+  bool follow;
   int64_t deadline_ms;
 } sched_waiter_t;
 
@@ -225,6 +243,13 @@ int sched_plan (sched_t *s, const orch_spec_t *specs, size_t n, Orch__Placement 
                 size_t *n_out);
 void sched_placements_free (Orch__Placement **p, size_t n);
 
+/* sched_ports.c: host ports per node. */
+int sched_ports_assign (sched_node_t *n, sched_alloc_t *a, const orch_spec_t *spec);
+void sched_ports_hold (sched_node_t *n, const sched_alloc_t *a);
+void sched_ports_release (sched_node_t *n, const sched_alloc_t *a);
+void sched_ports_clear (sched_alloc_t *a);
+void sched_status_set_str (char **field, const char *value);
+
 /* sched_agents.c */
 void sched_agent_message (sched_conn_t *c, Orch__Envelope *env);
 void sched_agent_closed (sched_conn_t *c);
@@ -239,6 +264,7 @@ void sched_api_reply_error (sched_conn_t *c, uint64_t request_id, int code, cons
 void sched_api_apply_done (sched_t *s, int status, const char *error);
 void sched_api_logs_reply (sched_t *s, uint64_t agent_request_id, Orch__Envelope *env);
 void sched_api_tick (sched_t *s);
+void sched_api_agent_gone (sched_t *s, const char *node_id);
 
 /* sched_core.c. A connection outlives its socket while requests hold
  * references to it; sending on a closed one does nothing. */

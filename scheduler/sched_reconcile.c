@@ -94,14 +94,20 @@ sched_reconcile_add_alloc (sched_t *s, sched_alloc_t *a)
   orch_err_t err = {0};
   if (place_alloc_add (s->cluster, &spec, &a->place_id, &err) < 0)
     orch_warn ("allocation %s: %s", a->id, err.msg);
+  else
+    sched_ports_hold (n, a);
 }
 
 void
 sched_reconcile_remove_alloc (sched_t *s, sched_alloc_t *a)
 {
-  if (a->place_id != PLACE_ALLOC_NONE)
-    place_alloc_remove (s->cluster, a->place_id);
+  if (a->place_id == PLACE_ALLOC_NONE)
+    return;
+  place_alloc_remove (s->cluster, a->place_id);
   a->place_id = PLACE_ALLOC_NONE;
+  sched_node_t *n = orch_map_get (&s->nodes, a->node);
+  if (n)
+    sched_ports_release (n, a);
 }
 
 /* ---- Agents' lists ------------------------------------------------------ */
@@ -127,6 +133,27 @@ alloc_msg (const sched_t *s, const sched_alloc_t *a, Orch__Alloc *m)
   return m;
 }
 
+/* Fills m->ports from a; the arrays are returned for the caller to free
+ * after sending (the strings are borrowed from a). */
+static Orch__PortMapping *
+alloc_msg_ports (const sched_alloc_t *a, Orch__Alloc *m, Orch__PortMapping ***ptrs)
+{
+  Orch__PortMapping *pm = xcalloc (a->n_ports + 1, sizeof *pm);
+  *ptrs = xcalloc (a->n_ports + 1, sizeof **ptrs);
+  for (size_t i = 0; i < a->n_ports; i++)
+    {
+      orch__port_mapping__init (&pm[i]);
+      pm[i].name = a->ports[i].name;
+      pm[i].port = a->ports[i].port;
+      pm[i].host_port = a->ports[i].host_port;
+      pm[i].protocol = (char *) a->ports[i].protocol;
+      (*ptrs)[i] = &pm[i];
+    }
+  m->ports = *ptrs;
+  m->n_ports = a->n_ports;
+  return pm;
+}
+
 void
 sched_send_desired (sched_t *s, sched_node_t *n)
 {
@@ -134,7 +161,8 @@ sched_send_desired (sched_t *s, sched_node_t *n)
     return;
   size_t cap = 0, count = 0;
   Orch__Alloc *msgs = NULL;
-  Orch__Alloc **ptrs = NULL;
+  Orch__PortMapping **port_arrays = NULL, ***port_ptrs = NULL;
+  size_t cap_pa = 0, cap_pp = 0;
   const char *k;
   void *v;
   for (size_t i = 0; orch_map_next (&s->allocs, &i, &k, &v);)
@@ -143,10 +171,14 @@ sched_send_desired (sched_t *s, sched_node_t *n)
       if (strcmp (a->node, n->id) != 0 || !alloc_should_run (a))
         continue;
       orch_grow ((void **) &msgs, &cap, count + 1, sizeof *msgs);
-      if (alloc_msg (s, a, &msgs[count]))
-        count++;
+      if (alloc_msg (s, a, &msgs[count]) == NULL)
+        continue;
+      orch_grow ((void **) &port_arrays, &cap_pa, count + 1, sizeof *port_arrays);
+      orch_grow ((void **) &port_ptrs, &cap_pp, count + 1, sizeof *port_ptrs);
+      port_arrays[count] = alloc_msg_ports (a, &msgs[count], &port_ptrs[count]);
+      count++;
     }
-  ptrs = xcalloc (count + 1, sizeof *ptrs);
+  Orch__Alloc **ptrs = xcalloc (count + 1, sizeof *ptrs);
   for (size_t i = 0; i < count; i++)
     ptrs[i] = &msgs[i];
   Orch__DesiredAllocs d = ORCH__DESIRED_ALLOCS__INIT;
@@ -156,6 +188,13 @@ sched_send_desired (sched_t *s, sched_node_t *n)
   env.msg_case = ORCH__ENVELOPE__MSG_DESIRED_ALLOCS;
   env.desired_allocs = &d;
   sched_agent_send (n->agent, &env);
+  for (size_t i = 0; i < count; i++)
+    {
+      free (port_arrays[i]);
+      free (port_ptrs[i]);
+    }
+  free (port_arrays);
+  free (port_ptrs);
   free (ptrs);
   free (msgs);
 }
@@ -167,12 +206,16 @@ send_start (sched_t *s, const sched_alloc_t *a)
   Orch__Alloc m;
   if (n == NULL || n->agent == NULL || alloc_msg (s, a, &m) == NULL)
     return;
+  Orch__PortMapping **port_ptrs;
+  Orch__PortMapping *ports = alloc_msg_ports (a, &m, &port_ptrs);
   Orch__StartAlloc start = ORCH__START_ALLOC__INIT;
   start.alloc = &m;
   Orch__Envelope env = ORCH__ENVELOPE__INIT;
   env.msg_case = ORCH__ENVELOPE__MSG_START_ALLOC;
   env.start_alloc = &start;
   sched_agent_send (n->agent, &env);
+  free (ports);
+  free (port_ptrs);
 }
 
 static void
@@ -352,6 +395,18 @@ run_pass (sched_t *s)
           res[i].isolation == ORCH_ISO_MICROVM ? "microvm" : "container", res[i].reason,
           svc->version);
       a->place_id = res[i].alloc;
+      sched_node_t *node = orch_map_get (&s->nodes, a->node);
+      if (node == NULL || sched_ports_assign (node, a, &svc->spec) < 0)
+        {
+          /* The engine counted free ports, so this means the node's own
+           * ports collide with ours: leave the replica pending. */
+          place_alloc_remove (s->cluster, a->place_id);
+          sched_alloc_free (a);
+          svc->pending++;
+          free (svc->pending_reason);
+          svc->pending_reason = xstrdup ("no free host port on the chosen node");
+          continue;
+        }
       orch_grow ((void **) &p->added, &p->cap_added, p->n_added + 1, sizeof *p->added);
       p->added[p->n_added++] = a;
     }

@@ -153,7 +153,21 @@ sched_alloc_free (sched_alloc_t *a)
   free (a->isolation);
   free (a->reason);
   free (a->status.reason);
+  free (a->status.address);
+  free (a->status.health);
+  free (a->status.vmm);
+  free (a->status.guest_kernel);
+  sched_ports_clear (a);
   free (a);
+}
+
+void
+sched_status_set_str (char **field, const char *value)
+{
+  if (*field && value && strcmp (*field, value) == 0)
+    return;
+  free (*field);
+  *field = value && *value ? xstrdup (value) : NULL;
 }
 
 char *
@@ -186,11 +200,18 @@ sched_alloc_encode (const sched_alloc_t *a)
                           (int) a->status.restarts);
   if (a->status.reason)
     json_object_set_new (st, "reason", json_string (a->status.reason));
-  return json_dump_owned (json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "id", a->id,
+  json_t *ports = json_array ();
+  for (size_t i = 0; i < a->n_ports; i++)
+    json_array_append_new (ports, json_pack ("{s:s, s:i, s:i, s:s}", "name", a->ports[i].name,
+                                             "port", (int) a->ports[i].port, "host_port",
+                                             (int) a->ports[i].host_port, "protocol",
+                                             a->ports[i].protocol));
+  return json_dump_owned (json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "id", a->id,
                                      "service", a->service, "node", a->node, "isolation",
                                      a->isolation, "reason", a->reason, "spec_version",
                                      (json_int_t) a->spec_version, "created_at_ms",
-                                     (json_int_t) a->created_at_ms, "status", st));
+                                     (json_int_t) a->created_at_ms, "status", st, "ports",
+                                     ports));
 }
 
 sched_alloc_t *
@@ -228,6 +249,22 @@ sched_alloc_decode (const char *json, size_t len, orch_err_t *err)
   a->status.finished_at_ms = json_integer_value (json_object_get (st, "finished_at_ms"));
   a->status.restarts = (uint32_t) json_integer_value (json_object_get (st, "restarts"));
   sched_status_set_reason (&a->status, json_str (st, "reason"));
+  json_t *ports = json_object_get (j, "ports");
+  size_t idx;
+  json_t *pj;
+  if (json_is_array (ports) && json_array_size (ports) <= 1024)
+    {
+      a->ports = xcalloc (json_array_size (ports) + 1, sizeof *a->ports);
+      json_array_foreach (ports, idx, pj)
+      {
+        sched_port_t *p = &a->ports[a->n_ports++];
+        p->name = xstrdup (json_str (pj, "name"));
+        p->port = (uint16_t) json_integer_value (json_object_get (pj, "port"));
+        p->host_port = (uint16_t) json_integer_value (json_object_get (pj, "host_port"));
+        snprintf (p->protocol, sizeof p->protocol, "%s",
+                  *json_str (pj, "protocol") ? json_str (pj, "protocol") : "tcp");
+      }
+    }
   json_decref (j);
   return a;
 }
@@ -278,6 +315,7 @@ sched_node_free (sched_node_t *n)
   free (n->id);
   free (n->address);
   node_clear_labels (n);
+  free (n->ports_used);
   free (n);
 }
 
