@@ -206,6 +206,7 @@ handle_register (sched_conn_t *c, uint64_t request_id, Orch__NodeRegister *r)
       wire_conn_close (old->wc, "replaced by a new session for the same node");
     }
   n->agent = c;
+  n->lost = false;
   c->node = n;
   free (n->address);
   n->address = xstrdup (r->address ? r->address : "");
@@ -331,18 +332,30 @@ sched_agents_tick (sched_t *s)
 {
   const char *k;
   void *v;
+  int64_t now = orch_now_mono_ms ();
   for (size_t i = 0; orch_map_next (&s->nodes, &i, &k, &v);)
     {
       sched_node_t *n = v;
-      if (n->agent == NULL)
-        continue;
-      if (!sched_node_ready (s, n))
+      if (n->agent && !sched_node_ready (s, n))
         {
           orch_warn ("node %s missed heartbeats for %" PRId64 " ms: marking it down", n->id,
-                     orch_now_mono_ms () - n->last_heartbeat_ms);
+                     now - n->last_heartbeat_ms);
           sched_conn_t *c = n->agent;
           wire_conn_close (c->wc, "heartbeat timeout");
           sched_agent_closed (c);
+        }
+      if (n->agent == NULL)
+        {
+          if (!n->lost && s->loaded
+              && now - n->last_heartbeat_ms > s->cfg.node_ttl_ms + s->cfg.node_grace_ms)
+            {
+              n->lost = true;
+              const char *ak;
+              void *av;
+              for (size_t j = 0; orch_map_next (&s->allocs, &j, &ak, &av);)
+                if (strcmp (((sched_alloc_t *) av)->node, n->id) == 0)
+                  sched_reconcile_mark (s, ((sched_alloc_t *) av)->service);
+            }
           continue;
         }
       node_lease_refresh (s, n);

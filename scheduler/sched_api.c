@@ -278,7 +278,7 @@ handle_apply (sched_conn_t *c, uint64_t request_id, const Orch__ApplyRequest *re
       ch->action = xstrdup (action);
       ch->version = next->version;
       w->services[w->n_services++] = xstrdup (specs[i].name);
-      if (strcmp (action, "unchanged") == 0 && !req->dry_run)
+      if (req->dry_run || strcmp (action, "unchanged") == 0)
         {
           sched_service_free (next);
           continue;

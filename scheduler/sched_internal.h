@@ -101,6 +101,7 @@ typedef struct sched_node_s
   bool rt_container;
   bool rt_microvm;
   bool draining;
+  bool lost; /* down longer than TTL + grace: its allocations are replaced */
   char cgroup_version[8];
   sched_conn_t *agent; /* live session or NULL */
   int64_t last_heartbeat_ms; /* monotonic */

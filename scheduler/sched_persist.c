@@ -71,6 +71,8 @@ load_kv (sched_t *s, const store_kv_t *kv)
       if (sched_node_decode_into (n, kv->value, kv->value_len, &err) < 0)
         orch_warn ("ignoring %s: %s", kv->key, err.msg);
       n->lease_id = kv->lease;
+      if (n->agent == NULL)
+        n->last_heartbeat_ms = orch_now_mono_ms (); /* its agent gets TTL + grace to return */
       n->mod_revision = kv->mod_revision;
     }
 }
@@ -117,6 +119,9 @@ apply_event (sched_t *s, const store_event_t *ev)
       orch_info ("allocation %s deleted in etcd by another writer", id);
       sched_reconcile_remove_alloc (s, a);
       orch_map_del (&s->allocs, a->id);
+      sched_node_t *node = orch_map_get (&s->nodes, a->node);
+      if (node)
+        sched_send_desired (s, node); /* the agent stops what is no longer listed */
       sched_reconcile_mark (s, a->service);
       sched_alloc_free (a);
     }

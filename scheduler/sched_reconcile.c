@@ -77,6 +77,7 @@ sched_reconcile_add_alloc (sched_t *s, sched_alloc_t *a)
       /* A node known only from its allocations: it exists in the engine as
        * a down node so that its allocations are charged when it returns. */
       n = sched_node_new (a->node);
+      n->last_heartbeat_ms = orch_now_mono_ms ();
       orch_map_put (&s->nodes, n->id, n);
       sched_reconcile_add_node (s, n);
     }
@@ -323,27 +324,37 @@ run_pass (sched_t *s)
 
   place_workload_t *work = NULL;
   sched_service_t **work_svc = NULL;
-  size_t n_work = 0, cap_work = 0, cap_work_svc = 0;
+  size_t n_work = 0, cap_work = 0, cap_work_svc = 0, cap_work_mover = 0;
+  sched_alloc_t **work_mover = NULL; /* the allocation each placement replaces, or NULL */
 
   for (size_t si = 0; si < p->n_services; si++)
     {
       const char *name = p->services[si];
       sched_service_t *svc = orch_map_get (&s->services, name);
       group_t *g = orch_map_get (&groups, name);
-      size_t n_live = 0;
-      /* Compacts g->v in place to the allocations that stay. */
+      size_t n_live = 0, n_movers = 0;
+      sched_alloc_t **movers = xcalloc (g->n + 1, sizeof *movers);
+      /* Compacts g->v in place to the allocations that stay. Those on a
+       * draining or lost node move: each goes once its replacement is placed. */
       for (size_t i = 0; i < g->n; i++)
         {
           sched_alloc_t *a = g->v[i];
           sched_node_t *node = orch_map_get (&s->nodes, a->node);
-          bool draining = node && node->draining && !sched_status_terminal (&a->status);
-          if (svc == NULL || a->spec_version != svc->version || draining)
+          bool move = node && (node->draining || node->lost) && !sched_status_terminal (&a->status);
+          if (svc == NULL || a->spec_version != svc->version)
             pass_remove (p, s, a, svc ? svc->spec.stop_grace_ms : a->stop_grace_ms);
+          else if (move)
+            movers[n_movers++] = a;
           else
             g->v[n_live++] = a;
         }
       if (svc == NULL)
-        continue;
+        {
+          for (size_t i = 0; i < n_movers; i++)
+            pass_remove (p, s, movers[i], movers[i]->stop_grace_ms);
+          free (movers);
+          continue;
+        }
       free (svc->pending_reason);
       svc->pending_reason = NULL;
       svc->pending = 0;
@@ -353,13 +364,23 @@ run_pass (sched_t *s)
           for (size_t i = 0; i < n_live - svc->spec.replicas; i++)
             pass_remove (p, s, g->v[i], svc->spec.stop_grace_ms);
         }
-      for (size_t i = n_live; i < svc->spec.replicas; i++)
+      size_t need = n_live < svc->spec.replicas ? svc->spec.replicas - n_live : 0;
+      /* Movers beyond what is needed go now. */
+      while (n_movers > need)
+        {
+          n_movers--;
+          pass_remove (p, s, movers[n_movers], svc->spec.stop_grace_ms);
+        }
+      for (size_t i = 0; i < need; i++)
         {
           orch_grow ((void **) &work, &cap_work, n_work + 1, sizeof *work);
           orch_grow ((void **) &work_svc, &cap_work_svc, n_work + 1, sizeof *work_svc);
+          orch_grow ((void **) &work_mover, &cap_work_mover, n_work + 1, sizeof *work_mover);
           place_workload_from_spec (&svc->spec, &work[n_work]);
+          work_mover[n_work] = i < n_movers ? movers[i] : NULL;
           work_svc[n_work++] = svc;
         }
+      free (movers);
     }
   for (size_t i = 0; orch_map_next (&groups, &i, &k, &v);)
     {
@@ -409,10 +430,13 @@ run_pass (sched_t *s)
         }
       orch_grow ((void **) &p->added, &p->cap_added, p->n_added + 1, sizeof *p->added);
       p->added[p->n_added++] = a;
+      if (work_mover[i])
+        pass_remove (p, s, work_mover[i], svc->spec.stop_grace_ms);
     }
   free (res);
   free (work);
   free (work_svc);
+  free (work_mover);
 
   sched_batch_t *b = sched_batch_new (s);
   for (size_t i = 0; i < p->n_removed; i++)
