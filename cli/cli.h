@@ -41,6 +41,9 @@ typedef struct cli_transport_s
    * with orch__envelope__free_unpacked (an Error reply is a success here).
    * On failure returns -1 with a complete, user-facing message in err. */
   int (*call) (void *data, const Orch__Envelope *req, Orch__Envelope **reply, orch_err_t *err);
+  /* For requests answered by a stream (logs --follow): waits, without a
+   * timeout, for the next reply to the last request; may be NULL. */
+  int (*next) (void *data, Orch__Envelope **reply, orch_err_t *err);
   /* Releases data; may be NULL. */
   void (*close) (void *data);
   void *data;
@@ -117,6 +120,8 @@ int cli_getopt_error (cli_ctx_t *ctx, const cli_command_t *cmd, int c, char **ar
  * CLI_EXIT_FAIL. */
 int cli_request (cli_ctx_t *ctx, Orch__Envelope *req, Orch__Envelope__MsgCase want,
                  Orch__Envelope **reply);
+/* The next reply in a stream answering the last request (logs --follow). */
+int cli_request_next (cli_ctx_t *ctx, Orch__Envelope__MsgCase want, Orch__Envelope **reply);
 
 /* Prints "error: <message>" and each detail, indented, to f. */
 void cli_print_error_reply (FILE *f, const Orch__Error *e);
@@ -136,6 +141,8 @@ int cli_client_open (const char *server, int64_t timeout_ms, const char *identit
 int cli_client_call (cli_client_t *c, const Orch__Envelope *req, Orch__Envelope **reply,
                      orch_err_t *err);
 void cli_client_close (cli_client_t *c);
+/* The next reply to the last request, waiting as long as it takes. */
+int cli_client_next (cli_client_t *c, Orch__Envelope **reply, orch_err_t *err);
 
 /* A transport backed by an open client; takes ownership of c. */
 void cli_client_transport (cli_client_t *c, cli_transport_t *out);

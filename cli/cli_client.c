@@ -33,6 +33,9 @@ struct cli_client_s
   int status; /* 0 = got *reply, -1 = failed with err */
   Orch__Envelope *reply;
   orch_err_t err;
+  bool no_timeout;          /* a follow waits as long as it takes */
+  Orch__Envelope **queued;  /* replies to want_id that came while no wait ran */
+  size_t n_queued, cap_queued;
 };
 
 Orch__Envelope *
@@ -67,7 +70,16 @@ cli__on_message (wire_conn_t *conn, Orch__Envelope *env)
   cli_client_t *c = conn->data;
 
   if (c->done)
-    return;
+    {
+      /* Several frames can arrive in one read: keep further replies to the
+       * request being followed for the next wait. */
+      if (!c->want_hello && c->want_id != 0 && env->request_id == c->want_id)
+        {
+          orch_grow ((void **) &c->queued, &c->cap_queued, c->n_queued + 1, sizeof *c->queued);
+          c->queued[c->n_queued++] = cli_envelope_dup (env);
+        }
+      return;
+    }
   if (c->want_hello)
     {
       if (env->msg_case == ORCH__ENVELOPE__MSG_HELLO_REPLY
@@ -175,7 +187,20 @@ cli__sigpipe_restore (const struct sigaction *saved)
 static int
 cli__wait (cli_client_t *c, Orch__Envelope **reply, orch_err_t *err)
 {
-  uv_timer_start (&c->timer, cli__on_timeout, (uint64_t) c->timeout_ms, 0);
+  if (c->n_queued > 0)
+    {
+      *reply = c->queued[0];
+      memmove (c->queued, c->queued + 1, (c->n_queued - 1) * sizeof *c->queued);
+      c->n_queued--;
+      return 0;
+    }
+  if (c->conn == NULL)
+    {
+      orch_err_set (err, EPIPE, "the connection to the scheduler at %s is closed", c->server);
+      return -1;
+    }
+  if (!c->no_timeout)
+    uv_timer_start (&c->timer, cli__on_timeout, (uint64_t) c->timeout_ms, 0);
   while (!c->done)
     {
       /* uv_run returns 0 when nothing is left to wait for, which cannot
@@ -253,6 +278,9 @@ cli_client_close (cli_client_t *c)
   cli__sigpipe_restore (&saved);
   if (c->reply != NULL)
     orch__envelope__free_unpacked (c->reply, NULL);
+  for (size_t i = 0; i < c->n_queued; i++)
+    orch__envelope__free_unpacked (c->queued[i], NULL);
+  free (c->queued);
   free (c->identity);
   free (c->join_token);
   free (c);
@@ -361,6 +389,9 @@ cli__call (cli_client_t *c, const Orch__Envelope *req, Orch__Envelope **reply, o
       orch_err_set (err, EPIPE, "the connection to the scheduler at %s is closed", c->server);
       return -1;
     }
+  for (size_t i = 0; i < c->n_queued; i++)
+    orch__envelope__free_unpacked (c->queued[i], NULL);
+  c->n_queued = 0;
   c->want_id = req->request_id;
   if (wire_conn_send (c->conn, req, err) < 0)
     {
@@ -383,6 +414,26 @@ cli_client_call (cli_client_t *c, const Orch__Envelope *req, Orch__Envelope **re
   return r;
 }
 
+int
+cli_client_next (cli_client_t *c, Orch__Envelope **reply, orch_err_t *err)
+{
+  struct sigaction saved;
+  int r;
+
+  cli__sigpipe_ignore (&saved);
+  c->no_timeout = true;
+  r = cli__wait (c, reply, err);
+  c->no_timeout = false;
+  cli__sigpipe_restore (&saved);
+  return r;
+}
+
+static int
+cli__transport_next (void *data, Orch__Envelope **reply, orch_err_t *err)
+{
+  return cli_client_next (data, reply, err);
+}
+
 static int
 cli__transport_call (void *data, const Orch__Envelope *req, Orch__Envelope **reply, orch_err_t *err)
 {
@@ -399,6 +450,7 @@ void
 cli_client_transport (cli_client_t *c, cli_transport_t *out)
 {
   out->call = cli__transport_call;
+  out->next = cli__transport_next;
   out->close = cli__transport_close;
   out->data = c;
 }

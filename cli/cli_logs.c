@@ -12,7 +12,7 @@ static int cli__logs_run (cli_ctx_t *ctx, int argc, char **argv);
 const cli_command_t cli_cmd_logs = {
   .name = "logs",
   .summary = "print an allocation's output (stdout and stderr)",
-  .usage = "logs ALLOC [--tail N]",
+  .usage = "logs ALLOC [--tail N] [--follow]",
   .help = "Fetches the allocation's log from the agent on its node, through the\n"
           "scheduler, and writes it to standard output as is. The log holds the\n"
           "workload's stdout and stderr, interleaved as written. Without --tail the\n"
@@ -21,10 +21,13 @@ const cli_command_t cli_cmd_logs = {
           "\n"
           "Options:\n"
           "  -n, --tail N   only the last N lines\n"
+          "  -f, --follow   keep printing what the workload writes, until the\n"
+          "                 allocation goes away or orchctl is interrupted\n"
           "\n"
           "Examples:\n"
           "  orchctl logs web-1a2b3c4d\n"
-          "  orchctl logs web-1a2b3c4d --tail 20\n",
+          "  orchctl logs web-1a2b3c4d --tail 20\n"
+          "  orchctl logs web-1a2b3c4d --tail 0 --follow\n",
   .run = cli__logs_run,
 };
 
@@ -33,9 +36,10 @@ cli__logs_run (cli_ctx_t *ctx, int argc, char **argv)
 {
   static const struct option opts[] = {
     { "tail", required_argument, NULL, 'n' },
+    { "follow", no_argument, NULL, 'f' },
     { NULL, 0, NULL, 0 },
   };
-  bool tail = false;
+  bool tail = false, follow = false;
   uint64_t lines = 0, bytes = 0;
   Orch__Envelope env = ORCH__ENVELOPE__INIT;
   Orch__LogsRequest req = ORCH__LOGS_REQUEST__INIT;
@@ -44,10 +48,13 @@ cli__logs_run (cli_ctx_t *ctx, int argc, char **argv)
   size_t off;
   int c, rc;
 
-  while ((c = getopt_long (argc, argv, ":n:", opts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, ":n:f", opts, NULL)) != -1)
     {
       switch (c)
         {
+        case 'f':
+          follow = true;
+          break;
         case 'n':
           {
             char *end;
@@ -78,6 +85,7 @@ cli__logs_run (cli_ctx_t *ctx, int argc, char **argv)
     }
   req.alloc_id = argv[optind];
   req.tail_bytes = bytes;
+  req.follow = follow;
   env.msg_case = ORCH__ENVELOPE__MSG_LOGS_REQUEST;
   env.logs_request = &req;
   rc = cli_request (ctx, &env, ORCH__ENVELOPE__MSG_LOGS_REPLY, &reply);
@@ -89,7 +97,22 @@ cli__logs_run (cli_ctx_t *ctx, int argc, char **argv)
     fwrite (r->data.data + off, 1, r->data.len - off, ctx->out);
   if (r->truncated && !tail)
     fprintf (ctx->err, "note: the log is longer; this is its last %zu bytes\n", r->data.len);
+  bool eof = !follow || r->eof;
   orch__envelope__free_unpacked (reply, NULL);
+  /* Following: every further reply carries what was appended. Interrupting
+   * orchctl closes the connection, which ends the follow on the agent. */
+  while (!eof)
+    {
+      if (fflush (ctx->out) != 0)
+        break;
+      rc = cli_request_next (ctx, ORCH__ENVELOPE__MSG_LOGS_REPLY, &reply);
+      if (rc != CLI_EXIT_OK)
+        return rc;
+      r = reply->logs_reply;
+      fwrite (r->data.data, 1, r->data.len, ctx->out);
+      eof = r->eof;
+      orch__envelope__free_unpacked (reply, NULL);
+    }
   if (fflush (ctx->out) != 0)
     {
       fprintf (ctx->err, "error: cannot write the log: %s\n", strerror (errno));

@@ -36,21 +36,11 @@ cli__connect (cli_ctx_t *ctx)
   return CLI_EXIT_OK;
 }
 
-int
-cli_request (cli_ctx_t *ctx, Orch__Envelope *req, Orch__Envelope__MsgCase want,
-             Orch__Envelope **reply)
+/* Turns a reply into the caller's result: an Error is printed and fails. */
+static int
+cli__check_reply (cli_ctx_t *ctx, Orch__Envelope *r, Orch__Envelope__MsgCase want,
+                  Orch__Envelope **reply)
 {
-  orch_err_t err = { 0 };
-  Orch__Envelope *r = NULL;
-
-  if (ctx->transport == NULL && cli__connect (ctx) != CLI_EXIT_OK)
-    return CLI_EXIT_FAIL;
-  req->request_id = ++ctx->next_request_id;
-  if (ctx->transport->call (ctx->transport->data, req, &r, &err) < 0)
-    {
-      fprintf (ctx->err, "error: %s\n", err.msg);
-      return CLI_EXIT_FAIL;
-    }
   if (r->msg_case == ORCH__ENVELOPE__MSG_ERROR)
     {
       cli_print_error_reply (ctx->err, r->error);
@@ -66,4 +56,41 @@ cli_request (cli_ctx_t *ctx, Orch__Envelope *req, Orch__Envelope__MsgCase want,
     }
   *reply = r;
   return CLI_EXIT_OK;
+}
+
+int
+cli_request (cli_ctx_t *ctx, Orch__Envelope *req, Orch__Envelope__MsgCase want,
+             Orch__Envelope **reply)
+{
+  orch_err_t err = { 0 };
+  Orch__Envelope *r = NULL;
+
+  if (ctx->transport == NULL && cli__connect (ctx) != CLI_EXIT_OK)
+    return CLI_EXIT_FAIL;
+  req->request_id = ++ctx->next_request_id;
+  if (ctx->transport->call (ctx->transport->data, req, &r, &err) < 0)
+    {
+      fprintf (ctx->err, "error: %s\n", err.msg);
+      return CLI_EXIT_FAIL;
+    }
+  return cli__check_reply (ctx, r, want, reply);
+}
+
+int
+cli_request_next (cli_ctx_t *ctx, Orch__Envelope__MsgCase want, Orch__Envelope **reply)
+{
+  orch_err_t err = { 0 };
+  Orch__Envelope *r = NULL;
+
+  if (ctx->transport == NULL || ctx->transport->next == NULL)
+    {
+      fprintf (ctx->err, "error: this connection cannot follow a stream of replies\n");
+      return CLI_EXIT_FAIL;
+    }
+  if (ctx->transport->next (ctx->transport->data, &r, &err) < 0)
+    {
+      fprintf (ctx->err, "error: %s\n", err.msg);
+      return CLI_EXIT_FAIL;
+    }
+  return cli__check_reply (ctx, r, want, reply);
 }

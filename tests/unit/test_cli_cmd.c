@@ -84,7 +84,7 @@ run (fake_t *f, const char *cmdline)
   int argc = 0;
   size_t olen = 0, elen = 0;
   run_t r = { 0 };
-  cli_transport_t t = { fake_call, NULL, f };
+  cli_transport_t t = { .call = fake_call, .next = NULL, .close = NULL, .data = f };
   cli_ctx_t ctx;
   FILE *out, *err;
 
