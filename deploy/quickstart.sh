@@ -112,8 +112,7 @@ down() {
   say "Stopping the local orch cluster"
   if pid_alive "$STATE/scheduler.pid" && pid_alive "$STATE/agent.pid"; then
     # Delete every service so that the agent stops its workloads.
-    for svc in $("$BIN/orchctl" --server "$API" get services -o json 2>/dev/null |
-                 sed -n 's/^ *"name": "\([a-z0-9-]*\)".*/\1/p'); do
+    for svc in $("$BIN/orchctl" --server "$API" get services 2>/dev/null | awk 'NR > 1 {print $1}'); do
       "$BIN/orchctl" --server "$API" delete service "$svc" || true
     done
     for _ in $(seq 100); do
@@ -135,7 +134,8 @@ down() {
     rmdir "$hier" 2>/dev/null || true
   done
   # Overlay mounts of workloads that were killed above.
-  grep -o " $STATE/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $STATE/[^ ]*" /proc/self/mountinfo || true; } | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$STATE"
   echo "   removed $STATE"
 }
