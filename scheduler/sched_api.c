@@ -2,6 +2,8 @@
  * drain, logs). Replies carry the request's id; refusals are Error messages
  * with a code (1 refused, 2 bad request, 3 not found, 4 unavailable). */
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "orch_log.h"
@@ -35,6 +37,19 @@ sched_api_reply_error (sched_conn_t *c, uint64_t request_id, int code, const cha
   env.msg_case = ORCH__ENVELOPE__MSG_ERROR;
   env.error = &e;
   sched_conn_send (c, &env);
+}
+
+/* An Error reply with a formatted message and no details. */
+static void __attribute__ ((format (printf, 4, 5)))
+refuse (sched_conn_t *c, uint64_t request_id, int code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  cleanup_free char *msg = NULL;
+  if (vasprintf (&msg, fmt, ap) < 0)
+    abort ();
+  va_end (ap);
+  sched_api_reply_error (c, request_id, code, msg, NULL, 0);
 }
 
 static bool
@@ -197,8 +212,7 @@ on_services_written (sched_t *s, void *ctx, int status, const char *error, bool 
                                NULL, 0);
       else
         {
-          cleanup_free char *msg = xasprintf ("cannot store the services in etcd: %s", error);
-          sched_api_reply_error (w->conn, w->request_id, ERR_UNAVAILABLE, msg, NULL, 0);
+          refuse (w->conn, w->request_id, ERR_UNAVAILABLE, "cannot store the services in etcd: %s", error);
         }
       for (size_t i = 0; i < ac->n; i++)
         sched_service_free (ac->svcs[i]);
@@ -502,8 +516,7 @@ handle_get (sched_conn_t *c, uint64_t request_id, const Orch__GetRequest *req)
         }
       if (name && orch_map_get (&s->services, name) == NULL)
         {
-          cleanup_free char *msg = xasprintf ("service %s not found", name);
-          sched_api_reply_error (c, request_id, ERR_NOT_FOUND, msg, NULL, 0);
+          refuse (c, request_id, ERR_NOT_FOUND, "service %s not found", name);
           return;
         }
       keys = sorted_keys (&s->services, &n);
@@ -565,9 +578,7 @@ handle_get (sched_conn_t *c, uint64_t request_id, const Orch__GetRequest *req)
     }
   else if (strcmp (kind, "services") != 0 && !describe)
     {
-      cleanup_free char *msg
-          = xasprintf ("unknown kind \"%s\" (expected services, allocs, nodes or service)", kind);
-      sched_api_reply_error (c, request_id, ERR_BAD_REQUEST, msg, NULL, 0);
+      refuse (c, request_id, ERR_BAD_REQUEST, "unknown kind \"%s\" (expected services, allocs, nodes or service)", kind);
       return;
     }
   Orch__Envelope env = ORCH__ENVELOPE__INIT;
@@ -609,11 +620,12 @@ on_service_deleted (sched_t *s, void *ctx, int status, const char *error, bool f
   (void) revision;
   if (status < 0)
     {
-      cleanup_free char *msg
-          = failed_compare ? xasprintf ("service %s was changed meanwhile; try again", dc->name)
-                           : xasprintf ("cannot delete service %s in etcd: %s", dc->name, error);
-      sched_api_reply_error (dc->conn, dc->request_id,
-                             failed_compare ? ERR_REFUSED : ERR_UNAVAILABLE, msg, NULL, 0);
+      if (failed_compare)
+        refuse (dc->conn, dc->request_id, ERR_REFUSED,
+                "service %s was changed meanwhile; try again", dc->name);
+      else
+        refuse (dc->conn, dc->request_id, ERR_UNAVAILABLE, "cannot delete service %s in etcd: %s",
+                dc->name, error);
     }
   else
     {
@@ -647,15 +659,13 @@ handle_delete (sched_conn_t *c, uint64_t request_id, const Orch__DeleteRequest *
     return;
   if (strcmp (req->kind, "service") != 0)
     {
-      cleanup_free char *msg = xasprintf ("cannot delete \"%s\" (only: service)", req->kind);
-      sched_api_reply_error (c, request_id, ERR_BAD_REQUEST, msg, NULL, 0);
+      refuse (c, request_id, ERR_BAD_REQUEST, "cannot delete \"%s\" (only: service)", req->kind);
       return;
     }
   sched_service_t *svc = orch_map_get (&s->services, req->name);
   if (svc == NULL)
     {
-      cleanup_free char *msg = xasprintf ("service %s not found", req->name);
-      sched_api_reply_error (c, request_id, ERR_NOT_FOUND, msg, NULL, 0);
+      refuse (c, request_id, ERR_NOT_FOUND, "service %s not found", req->name);
       return;
     }
   delete_ctx_t *dc = xcalloc (1, sizeof *dc);
@@ -678,8 +688,7 @@ on_node_drained (sched_t *s, void *ctx, int status, const char *error, bool fail
   (void) revision;
   if (status < 0)
     {
-      cleanup_free char *msg = xasprintf ("cannot store the drain in etcd: %s", error);
-      sched_api_reply_error (w->conn, w->request_id, ERR_UNAVAILABLE, msg, NULL, 0);
+      refuse (w->conn, w->request_id, ERR_UNAVAILABLE, "cannot store the drain in etcd: %s", error);
     }
   else
     {
@@ -705,8 +714,7 @@ handle_drain (sched_conn_t *c, uint64_t request_id, const Orch__DrainRequest *re
   sched_node_t *n = orch_map_get (&s->nodes, req->node_id);
   if (n == NULL)
     {
-      cleanup_free char *msg = xasprintf ("node %s not found", req->node_id);
-      sched_api_reply_error (c, request_id, ERR_NOT_FOUND, msg, NULL, 0);
+      refuse (c, request_id, ERR_NOT_FOUND, "node %s not found", req->node_id);
       return;
     }
   n->draining = true;
@@ -746,16 +754,14 @@ handle_logs (sched_conn_t *c, uint64_t request_id, const Orch__LogsRequest *req)
   sched_alloc_t *a = orch_map_get (&s->allocs, req->alloc_id);
   if (a == NULL)
     {
-      cleanup_free char *msg = xasprintf ("allocation %s not found", req->alloc_id);
-      sched_api_reply_error (c, request_id, ERR_NOT_FOUND, msg, NULL, 0);
+      refuse (c, request_id, ERR_NOT_FOUND, "allocation %s not found", req->alloc_id);
       return;
     }
   sched_node_t *n = orch_map_get (&s->nodes, a->node);
   if (n == NULL || n->agent == NULL)
     {
-      cleanup_free char *msg
-          = xasprintf ("node %s of allocation %s is down; its logs are unavailable", a->node, a->id);
-      sched_api_reply_error (c, request_id, ERR_UNAVAILABLE, msg, NULL, 0);
+      refuse (c, request_id, ERR_UNAVAILABLE,
+              "node %s of allocation %s is down; its logs are unavailable", a->node, a->id);
       return;
     }
   sched_waiter_t *w = xcalloc (1, sizeof *w);
@@ -830,10 +836,7 @@ sched_api_tick (sched_t *s)
           continue;
         }
       *p = w->next;
-      cleanup_free char *msg
-          = xasprintf ("the agent did not send the logs of %s within %d s", w->alloc_id,
-                       SCHED_LOGS_TIMEOUT_MS / 1000);
-      sched_api_reply_error (w->conn, w->request_id, ERR_UNAVAILABLE, msg, NULL, 0);
+      refuse (w->conn, w->request_id, ERR_UNAVAILABLE, "the agent did not send the logs of %s within %d s", w->alloc_id, SCHED_LOGS_TIMEOUT_MS / 1000);
       waiter_free (w);
     }
 }
@@ -928,9 +931,7 @@ sched_api_agent_gone (sched_t *s, const char *node_id)
           continue;
         }
       *p = w->next;
-      cleanup_free char *msg = xasprintf ("node %s disconnected while sending the logs of %s",
-                                          node_id, w->alloc_id);
-      sched_api_reply_error (w->conn, w->request_id, ERR_UNAVAILABLE, msg, NULL, 0);
+      refuse (w->conn, w->request_id, ERR_UNAVAILABLE, "node %s disconnected while sending the logs of %s", node_id, w->alloc_id);
       waiter_free (w);
     }
 }
