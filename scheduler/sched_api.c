@@ -1,6 +1,7 @@
 /* The API port: orchctl's requests (apply, plan, get, describe, delete,
  * drain, logs). Replies carry the request's id; refusals are Error messages
  * with a code (1 refused, 2 bad request, 3 not found, 4 unavailable). */
+#define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
