@@ -7,7 +7,14 @@
  * Setting up the bridge and rules is idempotent and survives the agent: a
  * restarted agent finds its allocations' addresses in the state directory
  * and keeps them. Nothing here runs an external program: links and
- * addresses go through rtnetlink, rules through nftables. */
+ * addresses go through rtnetlink, rules through nftables.
+ *
+ * A net_t is used by one thread at a time. One agent per network namespace:
+ * agents sharing one would overwrite each other's rules. Container MACs are
+ * 0a:58 followed by the IPv4 address, so that a restarted workload with the
+ * same address is reachable at once. On hosts whose iptables FORWARD policy
+ * drops (Docker with br_netfilter), forwarded traffic is dropped whatever
+ * this table accepts. */
 #ifndef ORCH_NET_H
 #define ORCH_NET_H
 
@@ -47,14 +54,18 @@ void net_free (net_t *n);
 int net_attach_netns (net_t *n, const char *alloc_id, pid_t pid, const net_port_t *ports,
                       size_t n_ports, char *addr, size_t addr_len, orch_err_t *err);
 
-/* The same for a microVM: creates tap device tap_name (at most 15 chars) on
- * the bridge and the DNAT rules; the guest configures addr/prefix with gw as
- * its gateway (passed on the kernel command line). */
+/* The same for a microVM: creates a persistent tap device on the bridge and
+ * the DNAT rules; the guest configures addr/prefix with gw as its gateway
+ * (passed on the kernel command line). tap_name is in/out: an empty buffer
+ * (at least 16 bytes) receives a generated "tap" + 8 hex name, a non-empty
+ * one is used as given. */
 int net_attach_tap (net_t *n, const char *alloc_id, char *tap_name, size_t tap_len,
                     const net_port_t *ports, size_t n_ports, char *addr, size_t addr_len,
                     int *prefix, char *gw, size_t gw_len, orch_err_t *err);
 
-/* Removes the allocation's link, rules and address lease. Idempotent. */
+/* Removes the allocation's link, rules and address lease. Idempotent. May
+ * block 15-25 ms in the kernel while a container's veth still exists: call
+ * it after the workload has exited, or off the event loop. */
 int net_detach (net_t *n, const char *alloc_id, orch_err_t *err);
 
 /* The address leased to alloc_id (after an agent restart), or -1. */
