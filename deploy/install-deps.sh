@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config git curl ca-certificates
   libuv1-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
-  libcurl4-openssl-dev libseccomp-dev libarchive-dev libcmocka-dev libnftables-dev libmnl-dev
+  libcurl4-openssl-dev libssl-dev libseccomp-dev libarchive-dev libcmocka-dev libnftables-dev libmnl-dev
   etcd-server etcd-client busybox-static iproute2 nftables systemd
   qemu-system-x86 crun runc
 )

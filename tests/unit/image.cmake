@@ -1,2 +1,12 @@
 # The node-local image store.
 orch_unit_test(test_image SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_image.c LIBS orch_image)
+
+# registry_check is not a unit test: it pulls from a real docker-registry
+# (tests/integration/test_registry.sh starts one and runs it).
+add_executable(registry_check ${PROJECT_SOURCE_DIR}/tests/integration/registry_check.c)
+target_link_libraries(registry_check PRIVATE orch_image)
+
+# Pulls against a scripted registry on loopback (no docker-registry needed).
+find_package(Threads REQUIRED)
+orch_unit_test(test_image_pull SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_image_pull.c
+               LIBS orch_image Threads::Threads)
