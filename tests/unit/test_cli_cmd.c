@@ -306,8 +306,9 @@ test_usage_errors (void **state)
     { "orchctl logs a --tail -1", "error: --tail wants a number of lines, not \"-1\"\n" },
     { "orchctl logs a b", "error: unexpected argument 'b'\n" },
     { "orchctl drain", "error: drain needs a NODE\n" },
-    { "orchctl image", "error: image needs a subcommand: import\n" },
-    { "orchctl image export a b", "error: unknown image subcommand 'export'; use import\n" },
+    { "orchctl image", "error: image needs a subcommand: import or pull\n" },
+    { "orchctl image pull", "error: image pull needs a REF\n" },
+    { "orchctl image export a b", "error: unknown image subcommand 'export'; use import or pull\n" },
     { "orchctl image import a", "error: image import needs NAME and PATH\n" },
     { "orchctl version extra", "error: unexpected argument 'extra'\n" },
     { "orchctl help nope", "error: unknown command 'nope'\n" },
@@ -360,8 +361,7 @@ test_help (void **state)
     { "orchctl get nodes --help", "-o, --output json|wide" },
     { "orchctl apply --help", "--wait-timeout DUR give up waiting after DUR (default: 60s)" },
     { "orchctl logs -h", "-n, --tail N" },
-    { "orchctl image --help",
-      "(default: $ORCH_STATE_DIR, else\n                   /var/lib/orch)" },
+    { "orchctl image --help", "$ORCH_STATE_DIR, else /var/lib/orch)" },
     { "orchctl --server 1.2.3.4:1 drain --help", "Examples:\n  orchctl drain n2" },
   };
 
