@@ -80,9 +80,8 @@ extern const rt_ops_t rt_microvm_ops;
 /* The runtime named name ("container", "microvm"), or NULL. */
 const rt_ops_t *rt_lookup (const char *name);
 
-/* Node-local image store: <state>/images/<name>/rootfs. Import from a
- * directory or a tar archive (plain or compressed; libarchive). Replaces an
- * existing image of that name atomically (unpack to a temp dir, rename). */
+/* The node-local image store; see image.h for the whole API (content-
+ * addressed layout, docker-archive and OCI import, registry pull, GC). */
 int image_import (const char *state_dir, const char *name, const char *source, orch_err_t *err);
 /* Root filesystem path of an imported image, or NULL with err. Caller frees. */
 char *image_rootfs (const char *state_dir, const char *name, orch_err_t *err);
