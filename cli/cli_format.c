@@ -643,7 +643,8 @@ cli_print_describe (FILE *out, const Orch__ServiceInfo *s, const Orch__GetReply 
 static bool
 cli__placed (const Orch__Placement *p)
 {
-  return p->alloc_id != NULL && *p->alloc_id && p->node != NULL && *p->node;
+  /* A plan places without creating allocations: a node alone means placed. */
+  return p->node != NULL && *p->node;
 }
 
 typedef struct cli_pending_s

@@ -211,6 +211,7 @@ sched_service_t *sched_service_decode (const char *json, size_t len, orch_err_t 
 sched_alloc_t *sched_alloc_new (const char *service, const char *node, const char *isolation,
                                 const char *reason, uint64_t spec_version);
 void sched_alloc_free (sched_alloc_t *a);
+void sched_alloc_new_id (sched_alloc_t *a); /* draws another random id */
 char *sched_alloc_encode (const sched_alloc_t *a);
 sched_alloc_t *sched_alloc_decode (const char *json, size_t len, orch_err_t *err);
 char *sched_alloc_key (const sched_alloc_t *a);

@@ -390,6 +390,7 @@ run_pass (sched_t *s)
   orch_map_free (&groups);
 
   /* Place the whole pass at once: the engine orders it for packing. */
+  orch_map_t pass_ids = ORCH_MAP_INIT;
   place_result_t *res = xcalloc (n_work ? n_work : 1, sizeof *res);
   orch_err_t err = {0};
   if (n_work && place_batch (s->cluster, work, n_work, NULL, res, &err) < 0)
@@ -415,6 +416,11 @@ run_pass (sched_t *s)
           svc->name, place_node_name (s->cluster, res[i].node),
           res[i].isolation == ORCH_ISO_MICROVM ? "microvm" : "container", res[i].reason,
           svc->version);
+      /* Ids carry 32 random bits: draw again on the rare collision with an
+       * existing allocation or one placed earlier in this pass. */
+      while (orch_map_get (&s->allocs, a->id) || orch_map_get (&pass_ids, a->id))
+        sched_alloc_new_id (a);
+      orch_map_put (&pass_ids, a->id, a);
       a->place_id = res[i].alloc;
       sched_node_t *node = orch_map_get (&s->nodes, a->node);
       if (node == NULL || sched_ports_assign (node, a, &svc->spec) < 0)
@@ -433,6 +439,7 @@ run_pass (sched_t *s)
       if (work_mover[i])
         pass_remove (p, s, work_mover[i], svc->spec.stop_grace_ms);
     }
+  orch_map_free (&pass_ids);
   free (res);
   free (work);
   free (work_svc);

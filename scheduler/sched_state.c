@@ -124,6 +124,13 @@ alloc_id_new (const char *service)
   return xasprintf ("%s-%08x", service, r);
 }
 
+void
+sched_alloc_new_id (sched_alloc_t *a)
+{
+  free (a->id);
+  a->id = alloc_id_new (a->service);
+}
+
 sched_alloc_t *
 sched_alloc_new (const char *service, const char *node, const char *isolation, const char *reason,
                  uint64_t spec_version)
