@@ -2,7 +2,13 @@
 # The container runtime on this host: builds a busybox image with
 # deploy/make-busybox-image.sh and runs rt_check (tests/integration/rt_check.c)
 # against it: namespaces, cgroup limits, overlay, orch-init's signal
-# forwarding and exit records, failure clean-up, start latency.
+# forwarding and exit records, failure clean-up, every isolation promise
+# probed from inside a running container (seccomp, masked and read-only
+# /proc and /sys, capabilities, no_new_privs, cgroup namespace, rlimits,
+# /etc/hosts and resolv.conf), user namespaces with an idmapped image,
+# re-adoption after the starting process died, OOM kills, bridge networking
+# with a published port reached from another network namespace (in a
+# private node namespace; needs ip, nsenter and curl), start latency.
 # Needs root (exit 77 otherwise); cleans up whatever happens.
 set -u
 

@@ -4,3 +4,6 @@
 # (tests/integration/test_runtime.sh runs it).
 add_executable(rt_check ${PROJECT_SOURCE_DIR}/tests/integration/rt_check.c)
 target_link_libraries(rt_check PRIVATE orch_rt)
+
+# What the runtimes share: exit records, the adopt state file, /etc files.
+orch_unit_test(test_rt_common SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_rt_common.c LIBS orch_rt)
