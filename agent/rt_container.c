@@ -157,12 +157,24 @@ static struct sock_fprog rt_seccomp_prog;
 static orch_err_t rt_seccomp_err;
 static int rt_seccomp_ok;
 
+static bool
+rt_name_listed (const char *name, char *const *list)
+{
+  for (size_t i = 0; list && list[i]; i++)
+    if (strcmp (list[i], name) == 0)
+      return true;
+  return false;
+}
+
+/* Compiles the default deny-list, less the names in allow, plus those in
+ * deny (both NULL-terminated, may be NULL), into *out (filter malloc'd). */
 static int
-rt_seccomp_build (void)
+rt_seccomp_compile (char *const *allow, char *const *deny, struct sock_fprog *out,
+                    orch_err_t *err)
 {
   scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
   if (ctx == NULL)
-    return orch_err_set (&rt_seccomp_err, ENOMEM, "seccomp_init failed");
+    return orch_err_set (err, ENOMEM, "seccomp_init failed");
   int ret;
   /* A 64-bit process can still make 32-bit system calls: deny them there too. */
   if (seccomp_arch_native () == SCMP_ARCH_X86_64)
@@ -174,8 +186,22 @@ rt_seccomp_build (void)
       if (ret < 0 && ret != -EEXIST)
         goto fail;
     }
+  for (size_t i = 0; deny && deny[i]; i++)
+    {
+      int nr = seccomp_syscall_resolve_name (deny[i]);
+      if (nr == __NR_SCMP_ERROR)
+        {
+          seccomp_release (ctx);
+          return orch_err_set (err, EINVAL, "seccomp.deny: unknown system call \"%s\"", deny[i]);
+        }
+      ret = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EPERM), nr, 0);
+      if (ret < 0 && ret != -EDOM && ret != -EINVAL && ret != -EEXIST)
+        goto fail;
+    }
   for (size_t i = 0; i < ORCH_ARRAY_LEN (rt_seccomp_denied); i++)
     {
+      if (rt_name_listed (rt_seccomp_denied[i], allow) || rt_name_listed (rt_seccomp_denied[i], deny))
+        continue;
       int nr = seccomp_syscall_resolve_name (rt_seccomp_denied[i]);
       if (nr == __NR_SCMP_ERROR)
         continue; /* not known to this libseccomp: nothing to deny */
@@ -188,7 +214,7 @@ rt_seccomp_build (void)
   static const unsigned long ns_flags[]
       = { CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
           CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP };
-  for (size_t i = 0; i < ORCH_ARRAY_LEN (ns_flags); i++)
+  for (size_t i = 0; !rt_name_listed ("unshare", allow) && i < ORCH_ARRAY_LEN (ns_flags); i++)
     {
       ret = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (clone), 1,
                               SCMP_A0 (SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
@@ -204,7 +230,7 @@ rt_seccomp_build (void)
   if (fd < 0)
     {
       seccomp_release (ctx);
-      return orch_err_sys (&rt_seccomp_err, "seccomp: memfd_create");
+      return orch_err_sys (err, "seccomp: memfd_create");
     }
   ret = seccomp_export_bpf (ctx, fd);
   if (ret < 0)
@@ -217,7 +243,7 @@ rt_seccomp_build (void)
     {
       close (fd);
       seccomp_release (ctx);
-      return orch_err_set (&rt_seccomp_err, EINVAL, "seccomp: exported program has %lld bytes",
+      return orch_err_set (err, EINVAL, "seccomp: exported program has %lld bytes",
                            (long long) len);
     }
   struct sock_filter *f = xmalloc ((size_t) len);
@@ -227,14 +253,20 @@ rt_seccomp_build (void)
   if (n != len)
     {
       free (f);
-      return orch_err_set (&rt_seccomp_err, EIO, "seccomp: short read of the exported program");
+      return orch_err_set (err, EIO, "seccomp: short read of the exported program");
     }
-  rt_seccomp_prog.len = (unsigned short) (len / (off_t) sizeof (struct sock_filter));
-  rt_seccomp_prog.filter = f;
+  out->len = (unsigned short) (len / (off_t) sizeof (struct sock_filter));
+  out->filter = f;
   return 0;
 fail:
   seccomp_release (ctx);
-  return orch_err_set (&rt_seccomp_err, -ret, "seccomp: %s", strerror (-ret));
+  return orch_err_set (err, -ret, "seccomp: %s", strerror (-ret));
+}
+
+static int
+rt_seccomp_build (void)
+{
+  return rt_seccomp_compile (NULL, NULL, &rt_seccomp_prog, &rt_seccomp_err);
 }
 
 static void
@@ -1107,9 +1139,20 @@ rt_container_start (rt_env_t *env, const rt_alloc_t *a, rt_proc_t *out, orch_err
   bool bridge = spec->network != ORCH_NET_HOST;
   bool attach_net = bridge && rt_net_available (env);
 
+  /* The default filter is compiled once; a spec that adjusts it gets its
+   * own, compiled for this start (the child keeps its copy after fork). */
   const struct sock_fprog *filter = rt__seccomp_default (err);
   if (filter == NULL)
     return orch_err_wrap (err, "container start %s", a->alloc_id);
+  struct sock_fprog custom = { 0 };
+  cleanup_free struct sock_filter *custom_filter = NULL;
+  if (spec->seccomp_allow || spec->seccomp_deny)
+    {
+      if (rt_seccomp_compile (spec->seccomp_allow, spec->seccomp_deny, &custom, err) < 0)
+        return orch_err_wrap (err, "container start %s", a->alloc_id);
+      custom_filter = custom.filter;
+      filter = &custom;
+    }
 
   cleanup_free char *scratch = xasprintf ("%s/scratch", a->alloc_dir);
   cleanup_free char *upper = xasprintf ("%s/scratch/upper", a->alloc_dir);
@@ -1262,7 +1305,7 @@ rt_container_start (rt_env_t *env, const rt_alloc_t *a, rt_proc_t *out, orch_err
   cg_limits_t lim = {
     .cpu_milli = spec->cpu_milli,
     .memory_bytes = spec->memory_bytes,
-    .pids_max = RT_PIDS_MAX,
+    .pids_max = spec->pids_max > 0 ? spec->pids_max : RT_PIDS_MAX,
   };
   if (env->cg->ops->create (env->cg, a->alloc_id, &lim, err) < 0)
     {

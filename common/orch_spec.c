@@ -14,10 +14,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <seccomp.h>
+
 #define ORCH__IMAGE_MAX 255
 #define ORCH__MAX_RESTARTS_MAX 1000000
 #define ORCH__STOP_GRACE_MAX_MS (5 * 60 * 1000)
 #define ORCH__FAILURE_THRESHOLD_MAX 1000
+#define ORCH__PIDS_MIN 16
+#define ORCH__PIDS_MAX (4 * 1024 * 1024)
+#define ORCH__SYSCALLS_MAX 128
 /* Values quoted in messages are cut to this many bytes. */
 #define ORCH__QUOTE_MAX 64
 
@@ -715,13 +720,20 @@ orch__parse_memory (orch_errlist_t *errs, const char *path, json_t *v, orch_spec
 static void
 orch__parse_resources (orch_errlist_t *errs, const char *path, json_t *v, orch_spec_t *s)
 {
-  static const char *const keys[] = { "cpu", "memory", NULL };
+  static const char *const keys[] = { "cpu", "memory", "pids", NULL };
   json_t *f;
+  int64_t x;
 
   if (!json_is_object (v))
     {
       orch__err_type (errs, path, "an object", v);
       return;
+    }
+  if ((f = json_object_get (v, "pids")) != NULL)
+    {
+      cleanup_free char *p = orch__path_key (path, "pids");
+      if (orch__get_int (errs, p, f, ORCH__PIDS_MIN, ORCH__PIDS_MAX, &x))
+        s->pids_max = x;
     }
   orch__check_keys (errs, path, v, keys);
   if ((f = json_object_get (v, "cpu")) == NULL)
@@ -1073,6 +1085,83 @@ orch__parse_update (orch_errlist_t *errs, const char *path, json_t *v, orch_spec
     }
 }
 
+/* A list of system call names, each known to libseccomp; NULL-terminated,
+ * or NULL after reporting a problem. */
+static char **
+orch__get_syscalls (orch_errlist_t *errs, const char *path, json_t *v)
+{
+  size_t i, n_ok = 0;
+  json_t *e;
+
+  if (!json_is_array (v))
+    {
+      orch__err_type (errs, path, "an array of system call names", v);
+      return NULL;
+    }
+  if (json_array_size (v) > ORCH__SYSCALLS_MAX)
+    {
+      orch__err (errs, path, "at most %d system calls (got %zu)", ORCH__SYSCALLS_MAX,
+                 json_array_size (v));
+      return NULL;
+    }
+  char **out = xcalloc (json_array_size (v) + 1, sizeof (char *));
+  json_array_foreach (v, i, e)
+  {
+    cleanup_free char *p = orch__path_index (path, i);
+    const char *name;
+    if (!orch__get_string (errs, p, e, &name))
+      continue;
+    if (seccomp_syscall_resolve_name (name) == __NR_SCMP_ERROR)
+      {
+        cleanup_free char *q = orch__quote (name);
+        orch__err (errs, p, "%s is not a system call this host knows", q);
+        continue;
+      }
+    out[n_ok++] = xstrdup (name);
+  }
+  if (n_ok != json_array_size (v))
+    {
+      orch__free_argv (out);
+      return NULL;
+    }
+  return out;
+}
+
+/* "seccomp": {"allow": [...], "deny": [...]} adjusts the default filter;
+ * there is no way to turn it off. */
+static void
+orch__parse_seccomp (orch_errlist_t *errs, const char *path, json_t *v, orch_spec_t *s)
+{
+  static const char *const keys[] = { "allow", "deny", NULL };
+  json_t *f;
+
+  if (!json_is_object (v))
+    {
+      orch__err_type (errs, path, "an object", v);
+      return;
+    }
+  orch__check_keys (errs, path, v, keys);
+  if ((f = json_object_get (v, "allow")) != NULL)
+    {
+      cleanup_free char *p = orch__path_key (path, "allow");
+      s->seccomp_allow = orch__get_syscalls (errs, p, f);
+    }
+  if ((f = json_object_get (v, "deny")) != NULL)
+    {
+      cleanup_free char *p = orch__path_key (path, "deny");
+      s->seccomp_deny = orch__get_syscalls (errs, p, f);
+    }
+  for (size_t i = 0; s->seccomp_deny && s->seccomp_deny[i]; i++)
+    for (size_t j = 0; s->seccomp_allow && s->seccomp_allow[j]; j++)
+      if (strcmp (s->seccomp_deny[i], s->seccomp_allow[j]) == 0)
+        {
+          cleanup_free char *p = orch__path_key (path, "deny");
+          cleanup_free char *pi = orch__path_index (p, i);
+          cleanup_free char *q = orch__quote (s->seccomp_deny[i]);
+          orch__err (errs, pi, "%s is also in allow", q);
+        }
+}
+
 /* Handlers for the fields of a service, one per key; each reports its own
  * problems and fills s only from valid input. */
 typedef void (*orch__field_fn) (orch_errlist_t *errs, const char *path, json_t *v,
@@ -1177,6 +1266,7 @@ static const struct
   { "update", false, orch__parse_update },
   { "stop_grace", false, orch__f_stop_grace },
   { "user_namespace", false, orch__f_user_namespace },
+  { "seccomp", false, orch__parse_seccomp },
 };
 
 #define ORCH__N_SERVICE_FIELDS (sizeof (orch__service_fields) / sizeof (orch__service_fields[0]))
@@ -1264,6 +1354,8 @@ orch_spec_clear (orch_spec_t *s)
   free (s->constraints);
   orch__free_argv (s->health.exec);
   free (s->health.http_path);
+  orch__free_argv (s->seccomp_allow);
+  orch__free_argv (s->seccomp_deny);
   free (s->json);
   memset (s, 0, sizeof (*s));
 }

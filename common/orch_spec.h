@@ -98,6 +98,9 @@ typedef struct orch_spec_s
   uint32_t update_max_parallel;
   int64_t stop_grace_ms; /* "stop_grace": default 10s */
   bool user_namespace;
+  int64_t pids_max;      /* resources.pids; 0 = the runtime's default */
+  char **seccomp_allow;  /* seccomp.allow: system calls the default filter would deny; NULL-terminated */
+  char **seccomp_deny;   /* seccomp.deny: more system calls to deny; NULL-terminated */
   char *json; /* canonical JSON of this one service (sorted keys, compact); owned */
 } orch_spec_t;
 

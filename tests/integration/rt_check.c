@@ -440,6 +440,38 @@ check_image_stays_readonly (void)
   ctr_free (&c);
 }
 
+/* A spec may adjust the default seccomp filter: deny more, or allow one of
+ * the default-denied calls; it cannot turn the filter off. */
+static void
+check_seccomp_adjustments (void)
+{
+  char *cmd[] = { "/bin/sh", "-c",
+                  "mkdir /tmp/d 2>/dev/null; echo mkdir-rc=$?; "
+                  "unshare -U true 2>/dev/null; echo unshare-rc=$?; "
+                  "umount /proc 2>/dev/null; echo umount-rc=$?",
+                  NULL };
+  char *deny[] = { "mkdir", "mkdirat", NULL };
+  char *allow[] = { "unshare", NULL };
+  ctr_t c;
+  ctr_init (&c, "rtc-seccomp", cmd, 0);
+  c.spec.seccomp_deny = deny;
+  c.spec.seccomp_allow = allow;
+  orch_err_t err = { 0 };
+  int ret = ctr_start (&c, &err);
+  check (ret == 0, "a container with seccomp allow/deny starts (%s)", ret == 0 ? "ok" : err.msg);
+  if (ret == 0)
+    {
+      wait_exit (c.proc.pid, 10000);
+      char *log = slurp (c.log);
+      check (strstr (log, "mkdir-rc=1") != NULL, "seccomp.deny makes mkdir fail (%s)", log);
+      check (strstr (log, "unshare-rc=0") != NULL, "seccomp.allow lets unshare through (%s)", log);
+      check (strstr (log, "umount-rc=0") == NULL, "the rest of the default filter stays (%s)", log);
+      free (log);
+      rt->cleanup (&env, c.id, &err);
+    }
+  ctr_free (&c);
+}
+
 static void
 check_missing_command (void)
 {
@@ -1422,6 +1454,7 @@ main (void)
       check_user_namespace ();
       check_adopt ();
       check_oom ();
+      check_seccomp_adjustments ();
       check_bridge ();
       check_running_container ();
       check_early_sigterm ();

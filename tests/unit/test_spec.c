@@ -370,6 +370,15 @@ typedef struct
 } bad_case_t;
 
 static const bad_case_t bad_cases[] = {
+  /* seccomp adjustments and the pids limit */
+  { "{'name':'a'," SVC ",'seccomp':{'deny':['mount','nosuchcall']}}",
+    "seccomp.deny[1]: \"nosuchcall\" is not a system call this host knows" },
+  { "{'name':'a'," SVC ",'seccomp':{'allow':['ptrace'],'deny':['ptrace']}}",
+    "seccomp.deny[0]: \"ptrace\" is also in allow" },
+  { "{'name':'a'," SVC ",'seccomp':{'off':true}}", "seccomp.off: unknown field" },
+  { "{'name':'a'," SVC ",'seccomp':false}", "seccomp: expected an object, got a boolean" },
+  { "{'name':'a','image':'busybox','resources':{'cpu':'1','memory':'1Mi','pids':3}}",
+    "resources.pids: must be between 16 and 4194304 (got 3)" },
   /* required fields and unknown fields */
   { "{" SVC "}", "name: required field is missing" },
   { "{}", "name: required field is missing\nimage: required field is missing\n"
