@@ -151,7 +151,11 @@ apply_status (sched_t *s, sched_node_t *n, const Orch__AllocStatus *st)
       a->status.restarts = st->restarts;
       a->status_dirty = true;
       sched_persist_flush_status (s);
-      orch_info ("allocation %s on %s is %s%s%s", a->id, n->id, a->status.state,
+      /* Starting and running are routine; anything else is worth a line. */
+      orch_log (strcmp (a->status.state, "running") == 0 || strcmp (a->status.state, "starting") == 0
+                    ? ORCH_LOG_DEBUG
+                    : ORCH_LOG_INFO,
+                "allocation %s on %s is %s%s%s", a->id, n->id, a->status.state,
                    a->status.reason ? ": " : "", a->status.reason ? a->status.reason : "");
     }
   a->status.memory_bytes = st->memory_bytes;

@@ -486,7 +486,7 @@ pass_written (sched_t *s, void *ctx, int status, const char *error, bool failed_
   for (size_t i = 0; i < p->n_removed; i++)
     {
       sched_alloc_t *a = p->removed[i];
-      orch_info ("allocation %s on %s removed", a->id, a->node);
+      orch_debug ("allocation %s on %s removed", a->id, a->node);
       send_stop (s, a, p->removed_grace[i]);
       orch_map_del (&s->allocs, a->id);
       sched_alloc_free (a);
@@ -496,8 +496,19 @@ pass_written (sched_t *s, void *ctx, int status, const char *error, bool failed_
       sched_alloc_t *a = p->added[i];
       a->mod_revision = revision;
       orch_map_put (&s->allocs, a->id, a);
-      orch_info ("allocation %s placed on %s as %s: %s", a->id, a->node, a->isolation, a->reason);
+      orch_debug ("allocation %s placed on %s as %s: %s", a->id, a->node, a->isolation, a->reason);
       send_start (s, a);
+    }
+  /* One line per pass at info (a pass may place thousands); each
+   * allocation at debug. */
+  if (p->n_added || p->n_removed)
+    {
+      if (p->n_added == 1 && p->n_removed == 0)
+        orch_info ("allocation %s placed on %s as %s: %s", p->added[0]->id, p->added[0]->node,
+                   p->added[0]->isolation, p->added[0]->reason);
+      else
+        orch_info ("reconciled %zu service(s): %zu allocation(s) placed, %zu removed",
+                   p->n_services, p->n_added, p->n_removed);
     }
   for (size_t i = 0; i < p->n_services; i++)
     {
