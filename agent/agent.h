@@ -27,6 +27,10 @@
 #define AGENT_MAX_LABEL_KEY 253
 #define AGENT_MAX_LABEL_VALUE 256
 #define AGENT_MAX_JOIN_TOKEN 1024
+#define AGENT_DEFAULT_BRIDGE "orch0"
+#define AGENT_DEFAULT_BRIDGE_SUBNET "10.88.0.0/24"
+#define AGENT_DEFAULT_LOG_MAX_SIZE_TEXT "10Mi"
+#define AGENT_MAX_LOG_FILES 100
 
 typedef struct agent_label_s
 {
@@ -51,6 +55,10 @@ typedef struct agent_config_s
   int64_t reserve_memory_bytes;
   int64_t heartbeat_ms;
   orch_log_level_t log_level;
+  char *bridge;          /* node bridge name, default "orch0" */
+  char *bridge_subnet;   /* CIDR, default "10.88.0.0/24" */
+  int64_t log_max_size;  /* bytes before an allocation's log is rotated; 0 = never */
+  int64_t log_max_files; /* the log and its rotated copies, 1..100 */
 } agent_config_t;
 
 typedef enum
@@ -74,9 +82,10 @@ const char *agent_usage_text (void);
 
 typedef struct agent_s agent_t;
 
-/* Builds the agent on loop: probes cgroups and runtimes, reads the host's
- * totals, cleans up what a previous run left in <state>/allocs, installs the
- * signal handlers and starts connecting. cfg is borrowed and must outlive the
+/* Builds the agent on loop: probes cgroups, the node network and runtimes,
+ * reads the host's totals, re-adopts what a previous run left running in
+ * <state>/allocs (and clears what cannot be re-adopted), installs the signal
+ * handlers and starts connecting. cfg is borrowed and must outlive the
  * agent. Returns NULL with err when the node cannot run workloads at all. */
 agent_t *agent_new (uv_loop_t *loop, const agent_config_t *cfg, orch_err_t *err);
 

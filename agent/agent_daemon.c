@@ -1,5 +1,5 @@
-/* Builds the agent (cgroups, runtimes, supervisor, session), handles the
- * stop signals, and clears what a previous run left behind. */
+/* Builds the agent (cgroups, network, runtimes, supervisor, session),
+ * handles the stop signals, and re-adopts what a previous run left running. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -46,71 +46,34 @@ agent__on_stop_signal (uv_signal_t *h, int signum)
   agent_shutdown (h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-/* Allocation directories left by a previous run: their workloads are not
- * re-adopted yet, so their cgroups (and anything still running in them) are
- * destroyed and the directories removed, leaving a clean slate that matches
- * what the agent registers. */
+/* The node's bridge network (net.h). Without it (no permission, nftables
+ * missing) the agent still runs workloads: host networking works, and a
+ * bridged workload gets a network namespace with only lo. */
 static void
-agent__cleanup_leftovers (agent_t *a)
+agent__net_setup (agent_t *a)
 {
-  cleanup_free char *dir = xasprintf ("%s/allocs", a->cfg->state_dir);
-  const rt_ops_t *rt = rt_lookup ("container");
-  size_t cleaned = 0, failed = 0;
-  struct dirent *de;
-  DIR *d;
+  net_config_t nc = {
+    .state_dir = a->cfg->state_dir,
+    .bridge = a->cfg->bridge,
+    .subnet = a->cfg->bridge_subnet ? a->cfg->bridge_subnet : AGENT_DEFAULT_BRIDGE_SUBNET,
+  };
+  orch_err_t err = { 0 };
 
-  d = opendir (dir);
-  if (d == NULL)
+  if (a->cfg->bridge == NULL)
     {
-      if (errno != ENOENT)
-        orch_warn ("cannot read %s: %s", dir, strerror (errno));
+      orch_info ("node network: none (--bridge none): workloads get no bridge address");
       return;
     }
-  while ((de = readdir (d)) != NULL)
+  a->net = net_new (&nc, &err);
+  if (a->net == NULL)
     {
-      cleanup_free char *path = NULL;
-      orch_err_t err = { 0 };
-      struct stat st;
-      bool ok = true;
-      int r;
-
-      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-        continue;
-      path = xasprintf ("%s/%s", dir, de->d_name);
-      if (lstat (path, &st) < 0 || !S_ISDIR (st.st_mode))
-        continue;
-      if (!orch_is_dns_label (de->d_name))
-        {
-          orch_warn ("leaving %s alone: not an allocation directory", path);
-          continue;
-        }
-      if (rt != NULL && rt->cleanup (&a->sup.env, de->d_name, &err) < 0)
-        {
-          orch_warn ("alloc %s (previous run): cleanup: %s", de->d_name, err.msg);
-          ok = false;
-        }
-      orch_err_clear (&err);
-      if (a->cg != NULL && a->cg->ops->destroy (a->cg, de->d_name, &err) < 0)
-        {
-          orch_warn ("alloc %s (previous run): destroy cgroup: %s", de->d_name, err.msg);
-          ok = false;
-        }
-      r = orch_rm_rf (path);
-      if (r < 0)
-        {
-          orch_warn ("alloc %s (previous run): remove %s: %s", de->d_name, path, strerror (-r));
-          ok = false;
-        }
-      if (ok)
-        cleaned++;
-      else
-        failed++;
+      orch_warn ("node network (bridge %s, subnet %s) unavailable, workloads get no bridge "
+                 "address and no published ports: %s",
+                 nc.bridge, nc.subnet, err.msg);
+      return;
     }
-  closedir (d);
-  if (cleaned > 0 || failed > 0)
-    orch_info ("cleaned up %zu allocation(s) left by a previous run in %s (re-adoption is not "
-               "implemented yet, so their workloads were stopped)%s",
-               cleaned, dir, failed ? "; some could not be cleaned, see above" : "");
+  a->sup.env.net = a->net;
+  orch_info ("node network: bridge %s, subnet %s", nc.bridge, nc.subnet);
 }
 
 static void
@@ -193,8 +156,11 @@ agent_new (uv_loop_t *loop, const agent_config_t *cfg, orch_err_t *err)
     }
   a->sup_ready = true;
 
+  agent__net_setup (a);
   agent__probe_runtimes (a);
-  agent__cleanup_leftovers (a);
+  agent_sup_set_log_limits (&a->sup, (uint64_t) cfg->log_max_size, (int) cfg->log_max_files);
+  /* Before the session starts: the first NodeRegister carries them. */
+  agent_sup_adopt_all (&a->sup);
 
   uv_timer_init (loop, &a->retry_timer);
   uv_timer_init (loop, &a->hello_timer);
@@ -270,6 +236,7 @@ agent_free (agent_t *a)
   for (i = 0; i < a->n_runtimes; i++)
     free (a->runtimes[i]);
   free (a->runtimes);
+  net_free (a->net);
   cg_manager_free (a->cg);
   free (a);
 }

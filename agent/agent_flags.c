@@ -24,6 +24,8 @@ static const char agent__usage[]
       "               [--state-dir DIR] [--cgroup-parent PATH] [--join-token TOKEN]\n"
       "               [--advertise-address IP] [--reserve-cpu CPU] [--reserve-memory MEM]\n"
       "               [--heartbeat-interval DURATION] [--log-level LEVEL]\n"
+      "               [--bridge NAME] [--bridge-subnet CIDR]\n"
+      "               [--log-max-size SIZE] [--log-max-files N]\n"
       "    orch-agent --help | --version\n"
       "\n"
       "DESCRIPTION\n"
@@ -85,6 +87,25 @@ static const char agent__usage[]
       "    --log-level LEVEL\n"
       "        debug, info, warn or error. Default: info.\n"
       "\n"
+      "    --bridge NAME\n"
+      "        The node bridge that workloads with network \"bridge\" join, created\n"
+      "        when missing. Default: " AGENT_DEFAULT_BRIDGE ". When it cannot be set up the\n"
+      "        agent says so and runs without it (no bridge addresses, no\n"
+      "        published ports). \"none\": no bridge network (host networking only).\n"
+      "\n"
+      "    --bridge-subnet CIDR\n"
+      "        This node's workload subnet; the bridge takes its first address.\n"
+      "        Default: " AGENT_DEFAULT_BRIDGE_SUBNET ".\n"
+      "\n"
+      "    --log-max-size SIZE\n"
+      "        An allocation's log is rotated when it grows past SIZE (checked\n"
+      "        every 2s; copied to log.1 and truncated in place). 0: never.\n"
+      "        Default: " AGENT_DEFAULT_LOG_MAX_SIZE_TEXT ".\n"
+      "\n"
+      "    --log-max-files N\n"
+      "        Files kept per allocation, the live log included (log, log.1,\n"
+      "        ...), 1 to 100. Default: 3.\n"
+      "\n"
       "    -h, --help\n"
       "        Print this help and exit.\n"
       "\n"
@@ -94,14 +115,15 @@ static const char agent__usage[]
       "SIGNALS\n"
       "    SIGTERM, SIGINT\n"
       "        Close the session and exit 0. Workloads keep running (run the agent\n"
-      "        under systemd with KillMode=process). This version does not re-adopt\n"
-      "        them yet: on start the agent stops what a previous run left in\n"
-      "        DIR/allocs (and says so in its log), and the scheduler has the node\n"
-      "        run its allocations again.\n"
+      "        under systemd with KillMode=process). On start the agent re-adopts\n"
+      "        what a previous run left in DIR/allocs: running workloads are\n"
+      "        supervised again (not restarted), ended ones are reported with\n"
+      "        their exit code.\n"
       "\n"
       "FILES\n"
       "    DIR/images/NAME/rootfs   imported images\n"
-      "    DIR/allocs/ID/log        an allocation's stdout and stderr\n"
+      "    DIR/allocs/ID/log        an allocation's stdout and stderr (log.1... rotated)\n"
+      "    DIR/allocs/ID/alloc.json what re-adoption needs after an agent restart\n"
       "\n"
       "EXIT STATUS\n"
       "    0 on a clean stop, 1 when the node cannot run workloads at all,\n"
@@ -134,6 +156,8 @@ agent_config_clear (agent_config_t *cfg)
   free (cfg->cgroup_parent);
   free (cfg->join_token);
   free (cfg->advertise_address);
+  free (cfg->bridge);
+  free (cfg->bridge_subnet);
   memset (cfg, 0, sizeof (*cfg));
 }
 
@@ -336,6 +360,10 @@ typedef enum
   AGENT__F_RESERVE_MEM,
   AGENT__F_HEARTBEAT,
   AGENT__F_LOG_LEVEL,
+  AGENT__F_BRIDGE,
+  AGENT__F_BRIDGE_SUBNET,
+  AGENT__F_LOG_MAX_SIZE,
+  AGENT__F_LOG_MAX_FILES,
   AGENT__F_HELP,
   AGENT__F_VERSION,
 } agent__flag_id_t;
@@ -357,6 +385,10 @@ static const struct
   { "--reserve-memory", AGENT__F_RESERVE_MEM, true },
   { "--heartbeat-interval", AGENT__F_HEARTBEAT, true },
   { "--log-level", AGENT__F_LOG_LEVEL, true },
+  { "--bridge", AGENT__F_BRIDGE, true },
+  { "--bridge-subnet", AGENT__F_BRIDGE_SUBNET, true },
+  { "--log-max-size", AGENT__F_LOG_MAX_SIZE, true },
+  { "--log-max-files", AGENT__F_LOG_MAX_FILES, true },
   { "--help", AGENT__F_HELP, false },
   { "-h", AGENT__F_HELP, false },
   { "--version", AGENT__F_VERSION, false },
@@ -451,6 +483,77 @@ agent__apply_flag (agent__flag_id_t id, const char *name, const char *v, agent_c
                              "--log-level: \"%s\" is not one of debug, info, warn, error", v);
       return 0;
 
+    case AGENT__F_BRIDGE:
+      {
+        /* A Linux interface name: 1..15 bytes, no '/', no space, not . or .. */
+        size_t n = strlen (v);
+        if (strcmp (v, "none") == 0)
+          {
+            /* No bridge network at all: host networking only. */
+            free (cfg->bridge);
+            cfg->bridge = NULL;
+            return 0;
+          }
+        if (n == 0 || n > 15 || strpbrk (v, "/ \t\n:") != NULL || strcmp (v, ".") == 0
+            || strcmp (v, "..") == 0)
+          return orch_err_set (err, EINVAL,
+                               "--bridge: \"%s\" is not an interface name (1-15 characters, no "
+                               "'/', ':' or spaces)",
+                               v);
+        free (cfg->bridge);
+        cfg->bridge = xstrdup (v);
+        return 0;
+      }
+
+    case AGENT__F_BRIDGE_SUBNET:
+      {
+        char addr[INET_ADDRSTRLEN];
+        struct in_addr in;
+        const char *slash = strchr (v, '/');
+        char *end;
+        long prefix;
+        if (slash == NULL || (size_t) (slash - v) >= sizeof (addr))
+          return orch_err_set (err, EINVAL,
+                               "--bridge-subnet: \"%s\" is not an IPv4 CIDR such as "
+                               "10.88.0.0/24",
+                               v);
+        memcpy (addr, v, (size_t) (slash - v));
+        addr[slash - v] = '\0';
+        prefix = strtol (slash + 1, &end, 10);
+        if (inet_pton (AF_INET, addr, &in) != 1 || *end != '\0' || end == slash + 1)
+          return orch_err_set (err, EINVAL,
+                               "--bridge-subnet: \"%s\" is not an IPv4 CIDR such as "
+                               "10.88.0.0/24",
+                               v);
+        if (prefix < 8 || prefix > 30)
+          return orch_err_set (err, EINVAL,
+                               "--bridge-subnet: prefix /%ld is out of range (/8 to /30)", prefix);
+        free (cfg->bridge_subnet);
+        cfg->bridge_subnet = xstrdup (v);
+        return 0;
+      }
+
+    case AGENT__F_LOG_MAX_SIZE:
+      if (orch_parse_memory_bytes (v, &cfg->log_max_size) < 0 || cfg->log_max_size < 0)
+        return orch_err_set (err, EINVAL,
+                             "--log-max-size: \"%s\" is not a size; use Ki, Mi or Gi (10Mi), "
+                             "or 0 for no limit",
+                             v);
+      if (cfg->log_max_size > 0 && cfg->log_max_size < 4096)
+        return orch_err_set (err, EINVAL, "--log-max-size: %s is below 4Ki", v);
+      return 0;
+
+    case AGENT__F_LOG_MAX_FILES:
+      {
+        char *end;
+        long n = strtol (v, &end, 10);
+        if (*end != '\0' || end == v || n < 1 || n > AGENT_MAX_LOG_FILES)
+          return orch_err_set (err, EINVAL, "--log-max-files: \"%s\" is not a number from 1 to %d",
+                               v, AGENT_MAX_LOG_FILES);
+        cfg->log_max_files = n;
+        return 0;
+      }
+
     case AGENT__F_HELP:
     case AGENT__F_VERSION:
       break;
@@ -471,6 +574,10 @@ agent__config_parse (int argc, char *const *argv, const char *env_join_token, ag
   cfg->cgroup_parent = xstrdup (AGENT_DEFAULT_CGROUP_PARENT);
   cfg->heartbeat_ms = AGENT_DEFAULT_HEARTBEAT_MS;
   cfg->log_level = ORCH_LOG_INFO;
+  cfg->bridge = xstrdup (AGENT_DEFAULT_BRIDGE);
+  cfg->bridge_subnet = xstrdup (AGENT_DEFAULT_BRIDGE_SUBNET);
+  cfg->log_max_size = 10 * 1024 * 1024;
+  cfg->log_max_files = 3;
 
   for (i = 1; i < argc; i++)
     {

@@ -3,12 +3,19 @@
  *   agent_restart.c    restart policy and backoff decisions (pure)
  *   agent_reconcile.c  what a DesiredAllocs list means for the table (pure)
  *   agent_node.c       host totals and capacity (pure parsers + two reads)
- *   agent_logs.c       reading the tail of an allocation's log with uv_fs_*
+ *   agent_logs.c       reading the tail of an allocation's log with uv_fs_*,
+ *                      following it, and rotating it (copytruncate)
+ *   agent_record.c     the record of an allocation kept in its directory, from
+ *                      which a restarted agent re-adopts it
  *   agent_sup.c        the allocation table and its state machine; talks to
- *                      the runtime through an rt_ops_t, so tests pass a fake
+ *                      the runtime through an rt_ops_t, so tests pass a fake;
+ *                      re-adoption of what a previous run left running
+ *   agent_health.c     health checks (exec, tcp, http) of running allocations
+ *   agent_exec.c       the hidden `orch-agent --exec-in PID -- CMD` helper that
+ *                      runs a health command inside a container's namespaces
  *   agent_session.c    the scheduler session (wire_conn): hello, register,
  *                      heartbeat, dispatch, reconnect with backoff
- *   agent_daemon.c     builds everything, signals, leftovers of a previous run
+ *   agent_daemon.c     builds everything (the node network too), signals
  */
 #ifndef ORCH_AGENT_INTERNAL_H
 #define ORCH_AGENT_INTERNAL_H
@@ -95,6 +102,43 @@ typedef void (*agent_logs_cb) (void *ctx, int status, const uint8_t *data, size_
 int agent_logs_read (uv_loop_t *loop, const char *path, uint64_t tail_bytes, agent_logs_cb cb,
                      void *ctx);
 
+/* Following a log: the tail first (as agent_logs_read), then whatever is
+ * appended, polled every AGENT_LOGS_FOLLOW_POLL_MS with uv_fs_* on loop. When
+ * the log was truncated by a rotation (copytruncate), what was appended
+ * between the last poll and the copy is read from path.1 first, then the new
+ * log from its start. */
+#define AGENT_LOGS_FOLLOW_POLL_MS 250
+#define AGENT_LOGS_FOLLOW_CHUNK (256 * 1024) /* at most this much per poll */
+
+typedef struct agent_logs_follow_s agent_logs_follow_t;
+
+/* Called with each piece of the log (data owned by the follower, valid
+ * during the call; len may be 0 on a poll that found nothing new, so that
+ * the owner can decide to stop), or with status < 0 on a read error. Returns
+ * false to stop following: the follower is then cancelled as by
+ * agent_logs_follow_cancel and cb is not called again. */
+typedef bool (*agent_logs_follow_cb) (void *ctx, int status, const uint8_t *data, size_t len,
+                                      bool truncated);
+
+/* Starts following path (copied). Returns the follower (owned by the loop
+ * until cancelled), or NULL with *rc set to a uv error. */
+agent_logs_follow_t *agent_logs_follow (uv_loop_t *loop, const char *path, uint64_t tail_bytes,
+                                        agent_logs_follow_cb cb, void *ctx, int *rc);
+
+/* Stops following: cb is never called again; the follower frees itself once
+ * its timer and any read in flight are done. */
+void agent_logs_follow_cancel (agent_logs_follow_t *f);
+
+/* Rotates path when it is larger than max_size: path.(max_files-2) ...
+ * path.1 are shifted up one (the oldest dropped), path is copied to path.1
+ * and truncated in place. The workload keeps writing through its O_APPEND
+ * descriptor, so nothing is reopened (copytruncate; what is written between
+ * the copy and the truncation is lost, which is that method's known cost).
+ * max_files counts path itself: 3 keeps path, path.1 and path.2; 1 only
+ * truncates. Blocking: call it from the thread pool. Returns 1 when rotated,
+ * 0 when the file is small enough or missing, or a negative errno. */
+int agent_logs_rotate (const char *path, uint64_t max_size, int max_files);
+
 /* ---- Allocation supervisor (agent_sup.c) --------------------------------- */
 
 typedef enum
@@ -118,10 +162,13 @@ typedef enum
 } agent_timer_kind_t;
 
 typedef struct agent_sup_s agent_sup_t;
+typedef struct agent_health_s agent_health_t;
 
 typedef struct agent_alloc_s
 {
-  uv_timer_t timer; /* the alloc is freed in this handle's close callback */
+  uv_timer_t timer;     /* restart backoff / stop grace */
+  uv_poll_t pidfd_poll; /* adopted workloads: readable when the pid exits */
+  int handles;          /* handles of this alloc not closed yet; freed at 0 */
   agent_sup_t *sup;
   char *id;
   char *service;
@@ -131,6 +178,8 @@ typedef struct agent_alloc_s
   orch_spec_t spec;
   bool spec_ok;
   const rt_ops_t *rt; /* NULL when the isolation has no runtime here */
+  net_port_t *ports;  /* published ports (host ports assigned by the scheduler) */
+  size_t n_ports;
 
   agent_alloc_state_t state;
   int exit_code;
@@ -146,6 +195,20 @@ typedef struct agent_alloc_s
   int64_t grace_ms;
   agent_timer_kind_t timer_kind;
   bool forgotten; /* removed from the table, waiting for the timer's close */
+  bool queued;    /* added by a DesiredAllocs, waiting for its turn to start */
+
+  /* Re-adopted after an agent restart: not our child, so its end is seen
+   * through a pidfd and its exit code read from the exit record. */
+  bool adopted;
+  int pidfd;        /* -1 when none */
+  bool poll_inited; /* pidfd_poll initialised and not yet closing */
+
+  /* Health checks. */
+  agent_health_t *health;    /* NULL when the spec has none or it is not running */
+  const char *health_status; /* "", "healthy", "unhealthy" (static strings) */
+  uint32_t health_failures;  /* consecutive */
+  char health_why[128];      /* what the last failed probe said */
+  bool unhealthy_kill;       /* being stopped to be restarted for failing its check */
 } agent_alloc_t;
 
 /* What the scheduler asks to run (borrowed; copied by the supervisor). */
@@ -156,7 +219,90 @@ typedef struct agent_alloc_req_s
   const char *isolation;
   const char *spec_json;
   uint64_t spec_version;
+  const net_port_t *ports;
+  size_t n_ports;
 } agent_alloc_req_t;
+
+/* ---- The allocation record (agent_record.c) ------------------------------- */
+
+/* <state>/allocs/<id>/alloc.json: what the scheduler asked for and where the
+ * allocation stands, rewritten at each start. A restarted agent reads it to
+ * re-adopt the workload as the same allocation. */
+#define AGENT_RECORD_FILE "alloc.json"
+#define AGENT_RECORD_MAX_BYTES (2 * 1024 * 1024) /* a spec is at most 1 MiB */
+#define AGENT_RECORD_MAX_PORTS 1024
+
+typedef struct agent_record_s
+{
+  char *alloc_id;
+  char *service;
+  char *isolation;
+  char *spec_json;
+  uint64_t spec_version;
+  net_port_t *ports;
+  size_t n_ports;
+  uint32_t restarts;
+  int64_t started_at_ms;
+} agent_record_t;
+
+/* Writes the record (tmp file + rename; no fsync: it must survive the agent,
+ * not the host, whose crash ends the workloads too). 0 or -1 with err. */
+int agent_record_write (const char *alloc_dir, const agent_record_t *r, orch_err_t *err);
+/* Reads it into *r (cleared first; free with agent_record_clear). Returns 1
+ * when read, 0 when there is none, -1 with err when it is unusable. */
+int agent_record_read (const char *alloc_dir, agent_record_t *r, orch_err_t *err);
+void agent_record_clear (agent_record_t *r);
+
+/* ---- Health checks (agent_health.c) --------------------------------------- */
+
+/* How a probe is run: from the agent to an address (tcp, http over uv_tcp),
+ * or by the helper inside the workload's namespaces (exec, and tcp/http when
+ * the workload has its own network namespace without a bridge address). */
+typedef struct agent_health_probe_s
+{
+  enum
+  {
+    AGENT_PROBE_EXEC,
+    AGENT_PROBE_TCP,
+    AGENT_PROBE_HTTP
+  } kind;
+  char address[64]; /* connect here (tcp/http), or "" to go through the helper */
+  uint16_t port;
+  const char *path;     /* http */
+  char *const *argv;    /* exec */
+  pid_t pid;            /* the workload's init, for the helper */
+  char *const *cgroups; /* exec: the allocation's cgroup directories, NULL-terminated */
+  int64_t timeout_ms;
+  const char *helper; /* the agent's binary for --exec-in */
+} agent_health_probe_t;
+
+/* A probe ended: ok, or why not (a short text, valid during the call). */
+typedef void (*agent_health_cb) (void *ctx, bool ok, const char *why);
+
+/* Runs one probe on loop and calls cb exactly once (never from inside this
+ * call). Everything in p is copied. Returns the probe (to cancel it), or NULL
+ * with *rc when nothing was started. */
+typedef struct agent_probe_s agent_probe_t;
+agent_probe_t *agent_probe_run (uv_loop_t *loop, const agent_health_probe_t *p, agent_health_cb cb,
+                                void *ctx, int *rc);
+/* cb is not called any more; the probe frees itself once its handles close. */
+void agent_probe_cancel (agent_probe_t *p);
+
+/* Whether an HTTP response that starts with buf says success (2xx or 3xx).
+ * 1 yes, 0 no, -1 not enough data yet to tell. */
+int agent_health_http_status_ok (const char *buf, size_t len, int *status);
+
+/* Starts the periodic checks of a running allocation (a->health). */
+void agent_health_start (agent_sup_t *sup, agent_alloc_t *a);
+/* Stops them; a->health becomes NULL. */
+void agent_health_stop (agent_alloc_t *a);
+
+/* The hidden helper mode: `orch-agent --exec-in PID -- CMD ARGS...` joins
+ * the namespaces of PID and runs CMD there, exiting with its status;
+ * `orch-agent --exec-in PID --tcp PORT` / `--http PORT PATH` connects from
+ * inside PID's network namespace to 127.0.0.1:PORT. Returns the exit code;
+ * argv[1] is "--exec-in". */
+int agent_exec_in_main (int argc, char **argv);
 
 /* Things the supervisor needs from the outside world, so tests can fake them. */
 typedef struct agent_sup_deps_s
@@ -175,11 +321,23 @@ typedef void (*agent_sup_event_cb) (void *ctx, const agent_alloc_t *a);
 #define AGENT_DEFAULT_GRACE_MS 10000
 #define AGENT_MAX_ALLOCS 4096
 
+#define AGENT_START_CHUNK 16 /* allocations started per loop iteration */
+#define AGENT_LOGS_ROTATE_EVERY_MS 2000
+#define AGENT_DEFAULT_LOG_MAX_SIZE (10 * 1024 * 1024)
+#define AGENT_DEFAULT_LOG_MAX_FILES 3
+
 struct agent_sup_s
 {
   uv_loop_t *loop;
   uv_signal_t sigchld;
-  rt_env_t env; /* state_dir, cg */
+  uv_idle_t starter; /* starts queued allocations a chunk per iteration */
+  bool starter_active;
+  uv_timer_t rotate_timer;
+  bool rotate_busy;      /* a rotation pass is in the thread pool */
+  uint64_t log_max_size; /* 0: never rotate */
+  int log_max_files;
+  const char *helper; /* binary for the --exec-in helper (default /proc/self/exe) */
+  rt_env_t env;       /* state_dir, cg */
   agent_sup_deps_t deps;
   agent_sup_event_cb on_event;
   void *event_ctx;
@@ -215,8 +373,10 @@ int agent_sup_stop (agent_sup_t *sup, const char *id, int64_t grace_ms);
 void agent_sup_apply_desired (agent_sup_t *sup, const agent_alloc_req_t *reqs, size_t n);
 
 /* Reaps every known pid with waitpid(pid, WNOHANG) (never waitpid(-1), which
- * would steal children of the runtime). Called on SIGCHLD and at each
- * heartbeat in case a signal was coalesced. */
+ * would steal children of the runtime). Re-adopted workloads are not our
+ * children: their pidfd reports their end (without pidfd, this sweep checks
+ * that their pid still exists). Called on SIGCHLD and at each heartbeat in
+ * case a signal was coalesced. */
 void agent_sup_reap (agent_sup_t *sup);
 
 /* Records how the workload's init ended (a wait status, or -1 when it could
@@ -226,6 +386,22 @@ void agent_sup_handle_exit (agent_sup_t *sup, agent_alloc_t *a, int wstatus);
 
 /* Refreshes every running allocation's usage from its cgroup. */
 void agent_sup_sample_usage (agent_sup_t *sup);
+
+/* Re-adoption: for each <state>/allocs/<id> with a record, asks its runtime
+ * to adopt the workload. A running one joins the table as running (same
+ * restarts and started_at) and is watched through a pidfd; one that ended
+ * while the agent was away joins it as exited or failed, from its exit
+ * record, and is left for the scheduler to decide on. A directory without a
+ * usable record is cleaned up as before (cgroup destroyed, directory
+ * removed). Call once, before the session starts. */
+void agent_sup_adopt_all (agent_sup_t *sup);
+
+/* A health probe result for a (agent_health.c calls it). */
+void agent_sup_health_result (agent_sup_t *sup, agent_alloc_t *a, bool ok, const char *why);
+
+/* Starts rotating the logs of the allocations every
+ * AGENT_LOGS_ROTATE_EVERY_MS when max_size > 0. */
+void agent_sup_set_log_limits (agent_sup_t *sup, uint64_t max_size, int max_files);
 
 /* ---- The daemon (agent_session.c, agent_daemon.c) ------------------------ */
 
@@ -278,6 +454,10 @@ struct agent_s
   char last_problem[256]; /* last logged failure, to log each change once */
   bool ever_registered;
   int logs_in_flight;
+  struct agent_follow_s **follows; /* LogsRequest{follow} being served */
+  size_t n_follows;
+  size_t cap_follows;
+  net_t *net;
 
   /* CPU rate from successive parent samples. */
   int64_t last_cpu_usec;
@@ -295,5 +475,7 @@ void agent_session_stop (agent_t *a);
 /* Sends an AllocEvent for al when registered (otherwise the next register
  * carries it). */
 void agent_session_alloc_event (agent_t *a, const agent_alloc_t *al);
+
+#define AGENT_MAX_FOLLOWS 64
 
 #endif

@@ -139,6 +139,11 @@ agent__fill_status (Orch__AllocStatus *st, const agent_alloc_t *al)
   st->started_at_ms = al->started_at_ms;
   st->finished_at_ms = al->finished_at_ms;
   st->restarts = al->restarts;
+  /* Where it can be reached and what runs it, while it runs. */
+  st->address = al->state == AGENT_ALLOC_RUNNING ? (char *) al->proc.address : (char *) "";
+  st->vmm = (char *) al->proc.vmm;
+  st->guest_kernel = (char *) al->proc.guest_kernel;
+  st->health = al->health_status ? (char *) al->health_status : (char *) "";
 }
 
 /* Status of every allocation in the table: arrays the caller frees with
@@ -342,6 +347,158 @@ agent__on_logs_read (void *ctx, int status, const uint8_t *data, size_t len, boo
   free (lc);
 }
 
+/* One LogsRequest{follow} being served: its follower sends LogsReply frames
+ * with the request's id until a LogsCancel, the allocation is forgotten
+ * (then a last LogsReply{eof}), or the connection that asked is gone. */
+typedef struct agent_follow_s
+{
+  agent_t *a;
+  uint64_t gen;
+  uint64_t request_id;
+  char alloc_id[64];
+  agent_logs_follow_t *f;
+} agent_follow_t;
+
+static void
+agent__follow_remove (agent_t *a, agent_follow_t *fo)
+{
+  size_t i;
+
+  for (i = 0; i < a->n_follows; i++)
+    if (a->follows[i] == fo)
+      {
+        memmove (&a->follows[i], &a->follows[i + 1], (a->n_follows - i - 1) * sizeof (fo));
+        a->n_follows--;
+        break;
+      }
+  free (fo);
+}
+
+static void
+agent__send_logs_reply (agent_t *a, uint64_t request_id, const uint8_t *data, size_t len,
+                        bool truncated, bool eof)
+{
+  Orch__Envelope env = ORCH__ENVELOPE__INIT;
+  Orch__LogsReply rep = ORCH__LOGS_REPLY__INIT;
+
+  rep.data.data = (uint8_t *) data;
+  rep.data.len = len;
+  rep.truncated = truncated;
+  rep.eof = eof;
+  env.request_id = request_id;
+  env.msg_case = ORCH__ENVELOPE__MSG_LOGS_REPLY;
+  env.logs_reply = &rep;
+  agent__send (a, &env);
+}
+
+static bool
+agent__on_follow (void *ctx, int status, const uint8_t *data, size_t len, bool truncated)
+{
+  agent_follow_t *fo = ctx;
+  agent_t *a = fo->a;
+  bool gone;
+
+  if (a->conn == NULL || a->conn_gen != fo->gen || a->state != AGENT_SESS_REGISTERED)
+    {
+      /* The connection that asked is gone, and the request with it. */
+      agent__follow_remove (a, fo);
+      return false;
+    }
+  if (status < 0)
+    {
+      agent__send_error (a, fo->request_id, 4, "following the log of allocation %s: %s",
+                         fo->alloc_id, uv_strerror (status));
+      agent__follow_remove (a, fo);
+      return false;
+    }
+  gone = agent_sup_find (&a->sup, fo->alloc_id) == NULL;
+  if (len > 0 || gone)
+    agent__send_logs_reply (a, fo->request_id, data, len, truncated, gone);
+  if (gone)
+    {
+      orch_debug ("logs of %s: allocation forgotten, follow %llu ended", fo->alloc_id,
+                  (unsigned long long) fo->request_id);
+      agent__follow_remove (a, fo);
+      return false;
+    }
+  return true;
+}
+
+/* Ends every follow (the connection closed, or the agent stops). */
+static void
+agent__follows_drop (agent_t *a)
+{
+  while (a->n_follows > 0)
+    {
+      agent_follow_t *fo = a->follows[a->n_follows - 1];
+      agent_logs_follow_cancel (fo->f);
+      agent__follow_remove (a, fo);
+    }
+  free (a->follows);
+  a->follows = NULL;
+  a->cap_follows = 0;
+}
+
+static void
+agent__handle_follow (agent_t *a, uint64_t request_id, const char *id, uint64_t tail_bytes)
+{
+  cleanup_free char *path = NULL;
+  agent_follow_t *fo;
+  size_t i;
+  int rc = 0;
+
+  for (i = 0; i < a->n_follows; i++)
+    if (a->follows[i]->request_id == request_id)
+      {
+        agent__send_error (a, request_id, 4, "request %llu already follows a log",
+                           (unsigned long long) request_id);
+        return;
+      }
+  if (a->n_follows >= AGENT_MAX_FOLLOWS)
+    {
+      agent__send_error (a, request_id, 4, "node %s already follows %d logs; try again later",
+                         a->cfg->node_id, AGENT_MAX_FOLLOWS);
+      return;
+    }
+  fo = xcalloc (1, sizeof (*fo));
+  fo->a = a;
+  fo->gen = a->conn_gen;
+  fo->request_id = request_id;
+  snprintf (fo->alloc_id, sizeof (fo->alloc_id), "%s", id);
+  path = xasprintf ("%s/allocs/%s/log", a->cfg->state_dir, id);
+  fo->f = agent_logs_follow (a->loop, path, tail_bytes, agent__on_follow, fo, &rc);
+  if (fo->f == NULL)
+    {
+      agent__send_error (a, request_id, 4, "following the log of allocation %s: %s", id,
+                         uv_strerror (rc));
+      free (fo);
+      return;
+    }
+  orch_grow ((void **) &a->follows, &a->cap_follows, a->n_follows + 1, sizeof (fo));
+  a->follows[a->n_follows++] = fo;
+}
+
+static void
+agent__handle_logs_cancel (agent_t *a, const Orch__LogsCancel *c)
+{
+  size_t i;
+
+  for (i = 0; i < a->n_follows; i++)
+    {
+      agent_follow_t *fo = a->follows[i];
+      if (fo->request_id == c->request_id && fo->gen == a->conn_gen)
+        {
+          agent_logs_follow_cancel (fo->f);
+          agent__send_logs_reply (a, fo->request_id, NULL, 0, false, true);
+          agent__follow_remove (a, fo);
+          return;
+        }
+    }
+  /* Already ended (its eof is on the way or sent): nothing to do. */
+  orch_debug ("LogsCancel for request %llu, which is not being followed",
+              (unsigned long long) c->request_id);
+}
+
 static void
 agent__handle_logs (agent_t *a, uint64_t request_id, const Orch__LogsRequest *req)
 {
@@ -353,6 +510,11 @@ agent__handle_logs (agent_t *a, uint64_t request_id, const Orch__LogsRequest *re
   if (agent_sup_find (&a->sup, id) == NULL)
     {
       agent__send_error (a, request_id, 3, "allocation %s is not on node %s", id, a->cfg->node_id);
+      return;
+    }
+  if (req->follow)
+    {
+      agent__handle_follow (a, request_id, id, req->tail_bytes);
       return;
     }
   if (a->logs_in_flight >= AGENT_LOGS_MAX_IN_FLIGHT)
@@ -378,14 +540,39 @@ agent__handle_logs (agent_t *a, uint64_t request_id, const Orch__LogsRequest *re
     }
 }
 
+/* Fills r from al; r->ports points into ports (al->n_ports entries, owned
+ * by the caller). Ports with a bad number are dropped (the scheduler checked
+ * them; this only keeps garbage out of nftables). */
 static void
-agent__req_from_alloc (agent_alloc_req_t *r, const Orch__Alloc *al)
+agent__req_from_alloc (agent_alloc_req_t *r, const Orch__Alloc *al, net_port_t *ports)
 {
+  size_t i, n = 0;
+
   r->alloc_id = al->alloc_id;
   r->service = al->service;
   r->isolation = al->isolation;
   r->spec_json = al->spec_json;
   r->spec_version = al->spec_version;
+  for (i = 0; i < al->n_ports && ports != NULL; i++)
+    {
+      const Orch__PortMapping *pm = al->ports[i];
+      if (pm == NULL || pm->port == 0 || pm->port > 65535 || pm->host_port > 65535)
+        continue;
+      ports[n].port = (uint16_t) pm->port;
+      ports[n].host_port = (uint16_t) pm->host_port;
+      ports[n].udp = pm->protocol != NULL && strcmp (pm->protocol, "udp") == 0;
+      n++;
+    }
+  r->ports = ports;
+  r->n_ports = n;
+}
+
+static net_port_t *
+agent__ports_for (const Orch__Alloc *al)
+{
+  if (al->n_ports == 0 || al->n_ports > AGENT_RECORD_MAX_PORTS)
+    return NULL;
+  return xcalloc (al->n_ports, sizeof (net_port_t));
 }
 
 static void
@@ -415,14 +602,24 @@ static void
 agent__handle_desired (agent_t *a, const Orch__DesiredAllocs *d)
 {
   cleanup_free agent_alloc_req_t *reqs = NULL;
+  cleanup_free net_port_t **ports = NULL;
   size_t i, n = 0;
 
   if (d->n_allocs > 0)
-    reqs = xcalloc (d->n_allocs, sizeof (*reqs));
+    {
+      reqs = xcalloc (d->n_allocs, sizeof (*reqs));
+      ports = xcalloc (d->n_allocs, sizeof (*ports));
+    }
   for (i = 0; i < d->n_allocs; i++)
     if (d->allocs[i] != NULL)
-      agent__req_from_alloc (&reqs[n++], d->allocs[i]);
+      {
+        ports[n] = agent__ports_for (d->allocs[i]);
+        agent__req_from_alloc (&reqs[n], d->allocs[i], ports[n]);
+        n++;
+      }
   agent_sup_apply_desired (&a->sup, reqs, n);
+  for (i = 0; i < n; i++)
+    free (ports[i]);
 }
 
 static void
@@ -488,8 +685,9 @@ agent__on_message (wire_conn_t *c, Orch__Envelope *env)
           break;
         }
       {
+        cleanup_free net_port_t *ports = agent__ports_for (env->start_alloc->alloc);
         agent_alloc_req_t r;
-        agent__req_from_alloc (&r, env->start_alloc->alloc);
+        agent__req_from_alloc (&r, env->start_alloc->alloc, ports);
         if (agent_sup_start (&a->sup, &r, &err) < 0)
           orch_warn ("StartAlloc refused: %s", err.msg);
       }
@@ -502,6 +700,9 @@ agent__on_message (wire_conn_t *c, Orch__Envelope *env)
       break;
     case ORCH__ENVELOPE__MSG_LOGS_REQUEST:
       agent__handle_logs (a, env->request_id, env->logs_request);
+      break;
+    case ORCH__ENVELOPE__MSG_LOGS_CANCEL:
+      agent__handle_logs_cancel (a, env->logs_cancel);
       break;
     case ORCH__ENVELOPE__MSG_ERROR:
       orch_warn ("scheduler reports an error (request %llu, code %d): %s",
@@ -548,6 +749,7 @@ agent__on_close (wire_conn_t *c, const char *reason)
   a->conn = NULL;
   uv_timer_stop (&a->hello_timer);
   uv_timer_stop (&a->heartbeat_timer);
+  agent__follows_drop (a);
   if (a->shutting_down)
     {
       a->state = AGENT_SESS_CLOSED;
@@ -652,6 +854,7 @@ agent_session_stop (agent_t *a)
   uv_timer_stop (&a->heartbeat_timer);
   if (a->gai_busy)
     uv_cancel ((uv_req_t *) &a->gai);
+  agent__follows_drop (a);
   if (a->conn != NULL)
     wire_conn_close (a->conn, "agent shutting down");
   a->state = AGENT_SESS_CLOSED;

@@ -3,13 +3,17 @@
  * grace period, and reaping. The runtime and the image store are reached
  * through agent_sup_deps_t, so unit tests run all of this against a fake. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent_internal.h"
 #include "orch_log.h"
@@ -95,15 +99,55 @@ agent__alloc_free (agent_alloc_t *a)
   free (a->isolation);
   free (a->spec_json);
   free (a->reason);
+  free (a->ports);
   if (a->spec_ok)
     orch_spec_clear (&a->spec);
   free (a);
 }
 
+/* Each handle of an allocation closes on its own; the last one frees it. */
 static void
-agent__on_timer_close (uv_handle_t *h)
+agent__on_handle_close (uv_handle_t *h)
 {
-  agent__alloc_free (h->data);
+  agent_alloc_t *a = h->data;
+
+  if (--a->handles == 0)
+    agent__alloc_free (a);
+}
+
+static void
+agent__on_poll_close (uv_handle_t *h)
+{
+  agent_alloc_t *a = h->data;
+
+  /* The fd may be closed only once libuv is done with it. */
+  if (a->pidfd >= 0)
+    close (a->pidfd);
+  a->pidfd = -1;
+  agent__on_handle_close (h);
+}
+
+/* Stops watching an adopted workload's pidfd. */
+static void
+agent__unwatch (agent_alloc_t *a)
+{
+  if (!a->poll_inited)
+    return;
+  a->poll_inited = false;
+  uv_poll_stop (&a->pidfd_poll);
+  uv_close ((uv_handle_t *) &a->pidfd_poll, agent__on_poll_close);
+}
+
+/* Closes every handle of a; it is freed once they are closed. */
+static void
+agent__close_alloc (agent_alloc_t *a)
+{
+  if (a->forgotten)
+    return;
+  a->forgotten = true;
+  agent_health_stop (a);
+  agent__unwatch (a);
+  uv_close ((uv_handle_t *) &a->timer, agent__on_handle_close);
 }
 
 typedef struct agent__rmdir_s
@@ -160,9 +204,8 @@ agent__forget (agent_sup_t *sup, agent_alloc_t *a)
       }
   if (a->forgotten)
     return;
-  a->forgotten = true;
   agent__remove_alloc_dir (sup, a->id);
-  uv_close ((uv_handle_t *) &a->timer, agent__on_timer_close);
+  agent__close_alloc (a);
 }
 
 agent_alloc_t *
@@ -237,10 +280,34 @@ agent__after_end (agent_sup_t *sup, agent_alloc_t *a, bool failed)
 static void
 agent__start_failed (agent_sup_t *sup, agent_alloc_t *a)
 {
-  a->proc.pid = 0;
+  memset (&a->proc, 0, sizeof (a->proc));
   a->finished_at_ms = orch_now_wall_ms ();
   agent__transition (sup, a, AGENT_ALLOC_FAILED);
   agent__after_end (sup, a, true);
+}
+
+/* Keeps what a restarted agent needs to re-adopt a in its directory. A
+ * failure costs only the re-adoption of this one allocation. */
+static void
+agent__save_record (agent_sup_t *sup, agent_alloc_t *a, const char *alloc_dir)
+{
+  agent_record_t r = {
+    .alloc_id = a->id,
+    .service = a->service,
+    .isolation = a->isolation,
+    .spec_json = a->spec_json,
+    .spec_version = a->spec_version,
+    .ports = a->ports,
+    .n_ports = a->n_ports,
+    .restarts = a->restarts,
+    .started_at_ms = a->started_at_ms,
+  };
+  orch_err_t err = { 0 };
+
+  if (agent_record_write (alloc_dir, &r, &err) < 0)
+    orch_warn ("alloc %s: cannot save its record, it will not be re-adopted after an agent "
+               "restart: %s",
+               a->id, err.msg);
 }
 
 static void
@@ -282,6 +349,8 @@ agent__launch (agent_sup_t *sup, agent_alloc_t *a)
   ra.rootfs = rootfs;
   ra.alloc_dir = alloc_dir;
   ra.log_path = log_path;
+  ra.ports = a->ports;
+  ra.n_ports = a->n_ports;
   if (a->rt->start (&sup->env, &ra, &proc, &err) < 0)
     {
       agent__set_reason (a, "start: %s", err.msg);
@@ -289,9 +358,14 @@ agent__launch (agent_sup_t *sup, agent_alloc_t *a)
       return;
     }
   a->proc = proc;
+  a->adopted = false;
+  a->unhealthy_kill = false;
+  a->health_failures = 0;
   a->started_at_ms = proc.started_ms > 0 ? proc.started_ms : orch_now_wall_ms ();
   a->finished_at_ms = 0;
+  agent__save_record (sup, a, alloc_dir);
   agent__transition (sup, a, AGENT_ALLOC_RUNNING);
+  agent_health_start (sup, a);
 }
 
 static void
@@ -299,6 +373,8 @@ agent__on_sigchld (uv_signal_t *h, int signum)
 {
   agent_sup_reap (h->data);
 }
+
+static void agent__on_rotate_timer (uv_timer_t *t);
 
 int
 agent_sup_init (agent_sup_t *sup, uv_loop_t *loop, const char *state_dir, cg_manager_t *cg,
@@ -313,14 +389,23 @@ agent_sup_init (agent_sup_t *sup, uv_loop_t *loop, const char *state_dir, cg_man
   sup->deps = *deps;
   sup->on_event = on_event;
   sup->event_ctx = ctx;
+  sup->helper = "/proc/self/exe";
+  sup->log_max_files = AGENT_DEFAULT_LOG_MAX_FILES;
   r = uv_signal_init (loop, &sup->sigchld);
   if (r < 0)
     return r;
   sup->sigchld.data = sup;
   r = uv_signal_start (&sup->sigchld, agent__on_sigchld, SIGCHLD);
   if (r < 0)
-    uv_close ((uv_handle_t *) &sup->sigchld, NULL);
-  return r;
+    {
+      uv_close ((uv_handle_t *) &sup->sigchld, NULL);
+      return r;
+    }
+  uv_idle_init (loop, &sup->starter);
+  sup->starter.data = sup;
+  uv_timer_init (loop, &sup->rotate_timer);
+  sup->rotate_timer.data = sup;
+  return 0;
 }
 
 void
@@ -332,15 +417,10 @@ agent_sup_close (agent_sup_t *sup)
     return;
   sup->closing = true;
   uv_close ((uv_handle_t *) &sup->sigchld, NULL);
+  uv_close ((uv_handle_t *) &sup->starter, NULL);
+  uv_close ((uv_handle_t *) &sup->rotate_timer, NULL);
   for (i = 0; i < sup->n_allocs; i++)
-    {
-      agent_alloc_t *a = sup->allocs[i];
-      if (!a->forgotten)
-        {
-          a->forgotten = true;
-          uv_close ((uv_handle_t *) &a->timer, agent__on_timer_close);
-        }
-    }
+    agent__close_alloc (sup->allocs[i]);
   free (sup->allocs);
   sup->allocs = NULL;
   sup->n_allocs = sup->cap_allocs = 0;
@@ -363,27 +443,49 @@ agent__join_errors (const orch_errlist_t *errs)
   return s;
 }
 
-int
-agent_sup_start (agent_sup_t *sup, const agent_alloc_req_t *req, orch_err_t *err)
+/* Adds an allocation to the table in state pending, with its spec parsed
+ * and its runtime looked up. Returns it, NULL when it was already known (or
+ * -1 semantics through err when the request is unusable: *refused). When
+ * the spec or the runtime is unusable it is left failed (ready is false). */
+static agent_alloc_t *
+agent__add (agent_sup_t *sup, const agent_alloc_req_t *req, bool *ready, orch_err_t *err, int *rc)
 {
   orch_errlist_t errs = { 0 };
   agent_alloc_t *a;
   const char *iso;
 
+  *ready = false;
+  *rc = 0;
   if (sup->closing)
-    return orch_err_set (err, ESHUTDOWN, "the agent is shutting down");
+    {
+      *rc = orch_err_set (err, ESHUTDOWN, "the agent is shutting down");
+      return NULL;
+    }
   if (req->alloc_id == NULL || !orch_is_dns_label (req->alloc_id))
-    /* The id names a directory and a cgroup: anything else could escape them. */
-    return orch_err_set (err, EINVAL, "allocation id \"%s\" is not a DNS label",
-                         req->alloc_id ? req->alloc_id : "");
+    {
+      /* The id names a directory and a cgroup: anything else could escape them. */
+      *rc = orch_err_set (err, EINVAL, "allocation id \"%s\" is not a DNS label",
+                          req->alloc_id ? req->alloc_id : "");
+      return NULL;
+    }
   if (agent_sup_find (sup, req->alloc_id) != NULL)
     {
       orch_debug ("alloc %s: already known, start ignored", req->alloc_id);
-      return 0;
+      return NULL;
     }
   if (sup->n_allocs >= AGENT_MAX_ALLOCS)
-    return orch_err_set (err, ENOSPC, "allocation %s refused: this node already has %d allocations",
-                         req->alloc_id, AGENT_MAX_ALLOCS);
+    {
+      *rc = orch_err_set (err, ENOSPC,
+                          "allocation %s refused: this node already has %d allocations",
+                          req->alloc_id, AGENT_MAX_ALLOCS);
+      return NULL;
+    }
+  if (req->n_ports > AGENT_RECORD_MAX_PORTS)
+    {
+      *rc = orch_err_set (err, E2BIG, "allocation %s refused: more than %d ports", req->alloc_id,
+                          AGENT_RECORD_MAX_PORTS);
+      return NULL;
+    }
 
   a = xcalloc (1, sizeof (*a));
   a->sup = sup;
@@ -392,15 +494,21 @@ agent_sup_start (agent_sup_t *sup, const agent_alloc_req_t *req, orch_err_t *err
   a->isolation = xstrdup (req->isolation ? req->isolation : "");
   a->spec_json = xstrdup (req->spec_json ? req->spec_json : "");
   a->spec_version = req->spec_version;
+  if (req->n_ports > 0)
+    {
+      a->ports = xcalloc (req->n_ports, sizeof (*a->ports));
+      memcpy (a->ports, req->ports, req->n_ports * sizeof (*a->ports));
+      a->n_ports = req->n_ports;
+    }
   a->reason = xstrdup ("");
+  a->health_status = "";
+  a->pidfd = -1;
   a->state = AGENT_ALLOC_PENDING;
   uv_timer_init (sup->loop, &a->timer);
   a->timer.data = a;
+  a->handles = 1;
   orch_grow ((void **) &sup->allocs, &sup->cap_allocs, sup->n_allocs + 1, sizeof (a));
   sup->allocs[sup->n_allocs++] = a;
-  orch_info ("alloc %s: received (service %s, spec version %llu)", a->id, a->service,
-             (unsigned long long) a->spec_version);
-  agent__transition (sup, a, AGENT_ALLOC_PENDING);
 
   if (orch_spec_parse_one (a->spec_json, &a->spec, &errs) < 0)
     {
@@ -408,9 +516,7 @@ agent_sup_start (agent_sup_t *sup, const agent_alloc_req_t *req, orch_err_t *err
       orch_errlist_free (&errs);
       memset (&a->spec, 0, sizeof (a->spec));
       agent__set_reason (a, "invalid spec: %s", why);
-      a->finished_at_ms = orch_now_wall_ms ();
-      agent__transition (sup, a, AGENT_ALLOC_FAILED);
-      return 0;
+      return a;
     }
   orch_errlist_free (&errs);
   a->spec_ok = true;
@@ -420,42 +526,145 @@ agent_sup_start (agent_sup_t *sup, const agent_alloc_req_t *req, orch_err_t *err
   if (a->rt == NULL)
     {
       agent__set_reason (a, "no %s runtime on this node", iso);
-      a->finished_at_ms = orch_now_wall_ms ();
-      agent__transition (sup, a, AGENT_ALLOC_FAILED);
+      return a;
+    }
+  *ready = true;
+  return a;
+}
+
+/* A request that cannot run at all: failed with the reason agent__add left. */
+static void
+agent__refuse (agent_sup_t *sup, agent_alloc_t *a)
+{
+  a->finished_at_ms = orch_now_wall_ms ();
+  agent__transition (sup, a, AGENT_ALLOC_FAILED);
+}
+
+int
+agent_sup_start (agent_sup_t *sup, const agent_alloc_req_t *req, orch_err_t *err)
+{
+  agent_alloc_t *a;
+  bool ready;
+  int rc;
+
+  a = agent__add (sup, req, &ready, err, &rc);
+  if (a == NULL)
+    return rc;
+  orch_info ("alloc %s: received (service %s, spec version %llu)", a->id, a->service,
+             (unsigned long long) a->spec_version);
+  agent__transition (sup, a, AGENT_ALLOC_PENDING);
+  if (!ready)
+    agent__refuse (sup, a);
+  else
+    agent__launch (sup, a);
+  return 0;
+}
+
+/* Starts up to AGENT_START_CHUNK queued allocations per loop iteration, so
+ * that a DesiredAllocs of hundreds (a node registering) lets heartbeats and
+ * the session's I/O through between chunks: the idle handle makes the loop
+ * poll without blocking while work remains. */
+static void
+agent__on_starter (uv_idle_t *h)
+{
+  agent_sup_t *sup = h->data;
+  cleanup_free agent_alloc_t **batch = NULL;
+  size_t i, n = 0;
+
+  batch = xmalloc (AGENT_START_CHUNK * sizeof (*batch));
+  for (i = 0; i < sup->n_allocs && n < AGENT_START_CHUNK; i++)
+    if (sup->allocs[i]->queued)
+      batch[n++] = sup->allocs[i];
+  if (n < AGENT_START_CHUNK)
+    {
+      uv_idle_stop (&sup->starter);
+      sup->starter_active = false;
+    }
+  for (i = 0; i < n; i++)
+    {
+      agent_alloc_t *a = batch[i];
+      /* Launching one can only change the others' state through events:
+       * each is checked again here. */
+      if (!a->queued || a->forgotten || sup->closing)
+        continue;
+      a->queued = false;
+      agent__launch (sup, a);
+    }
+}
+
+/* Like agent_sup_start, but the launch waits for the starter. */
+static int
+agent__start_queued (agent_sup_t *sup, const agent_alloc_req_t *req, orch_err_t *err)
+{
+  agent_alloc_t *a;
+  bool ready;
+  int rc;
+
+  a = agent__add (sup, req, &ready, err, &rc);
+  if (a == NULL)
+    return rc;
+  orch_info ("alloc %s: received (service %s, spec version %llu)", a->id, a->service,
+             (unsigned long long) a->spec_version);
+  agent__transition (sup, a, AGENT_ALLOC_PENDING);
+  if (!ready)
+    {
+      agent__refuse (sup, a);
       return 0;
     }
-  agent__launch (sup, a);
+  a->queued = true;
+  if (!sup->starter_active)
+    {
+      uv_idle_start (&sup->starter, agent__on_starter);
+      sup->starter_active = true;
+    }
   return 0;
+}
+
+/* SIGTERM now, SIGKILL after grace_ms (the kill timer). */
+static void
+agent__terminate (agent_sup_t *sup, agent_alloc_t *a, int64_t grace_ms)
+{
+  orch_err_t err = { 0 };
+
+  uv_timer_stop (&a->timer);
+  a->grace_ms = grace_ms;
+  /* A kill that fails (the process is already gone) changes nothing: the
+   * reaper sees the exit and finishes the stop. */
+  if (a->rt->kill (&sup->env, a->id, &a->proc, SIGTERM, &err) < 0)
+    orch_debug ("alloc %s: SIGTERM: %s", a->id, err.msg);
+  a->timer_kind = AGENT_TIMER_KILL;
+  uv_timer_start (&a->timer, agent__on_timer, (uint64_t) grace_ms, 0);
+}
+
+static int64_t
+agent__grace (const agent_alloc_t *a, int64_t grace_ms)
+{
+  if (grace_ms > 0)
+    return grace_ms;
+  return a->spec_ok && a->spec.stop_grace_ms > 0 ? a->spec.stop_grace_ms : AGENT_DEFAULT_GRACE_MS;
 }
 
 int
 agent_sup_stop (agent_sup_t *sup, const char *id, int64_t grace_ms)
 {
   agent_alloc_t *a = agent_sup_find (sup, id);
-  orch_err_t err = { 0 };
 
   if (a == NULL)
     return -1;
   if (a->stopping)
     return 0;
   a->stopping = true;
+  a->queued = false;
   uv_timer_stop (&a->timer);
   a->timer_kind = AGENT_TIMER_NONE;
+  agent_health_stop (a);
 
   if (a->state == AGENT_ALLOC_RUNNING && a->proc.pid > 0)
     {
-      if (grace_ms <= 0)
-        grace_ms = a->spec_ok && a->spec.stop_grace_ms > 0 ? a->spec.stop_grace_ms
-                                                           : AGENT_DEFAULT_GRACE_MS;
-      a->grace_ms = grace_ms;
+      grace_ms = agent__grace (a, grace_ms);
       orch_info ("alloc %s: stopping (SIGTERM, SIGKILL after %lld ms)", a->id,
                  (long long) grace_ms);
-      /* A kill that fails (the process is already gone) changes nothing: the
-       * reaper sees the exit and finishes the stop. */
-      if (a->rt->kill (&sup->env, a->id, &a->proc, SIGTERM, &err) < 0)
-        orch_debug ("alloc %s: SIGTERM: %s", a->id, err.msg);
-      a->timer_kind = AGENT_TIMER_KILL;
-      uv_timer_start (&a->timer, agent__on_timer, (uint64_t) grace_ms, 0);
+      agent__terminate (sup, a, grace_ms);
       return 0;
     }
 
@@ -509,78 +718,63 @@ agent_sup_apply_desired (agent_sup_t *sup, const agent_alloc_req_t *reqs, size_t
   for (i = 0; i < n_start; i++)
     {
       orch_err_t err = { 0 };
-      if (agent_sup_start (sup, &reqs[to_start[i]], &err) < 0)
+      if (agent__start_queued (sup, &reqs[to_start[i]], &err) < 0)
         orch_warn ("desired allocation refused: %s", err.msg);
     }
 }
 
-/* How the workload ended, from the record its init leaves in the
- * allocation's directory ("exited N", "signaled N", "failed exec CMD: why";
- * agent/init/orch_init.c). The wait status only says how the init ended:
- * the record tells a workload killed by a signal from one that exited with
- * 128+N, and names a command that could not be run at all. Best effort: a
- * runtime that writes no record leaves the wait status alone. Returns true
- * when the record says the command could not be executed. */
-static bool
-agent__read_exit_record (agent_sup_t *sup, agent_alloc_t *a)
+/* The signal's name for reasons: "killed by SIGTERM". */
+static void
+agent__reason_signal (agent_alloc_t *a, int sig)
 {
-  cleanup_free char *path = xasprintf ("%s/allocs/%s/exit", sup->env.state_dir, a->id);
-  cleanup_free char *text = NULL;
-  size_t len;
-  char *nl;
-  int sig;
+  const char *abbrev = sigabbrev_np (sig);
 
-  if (orch_read_file (path, 4096, &text, &len) < 0)
-    return false;
-  nl = strchr (text, '\n');
-  if (nl)
-    *nl = '\0';
-  if (strncmp (text, "failed exec ", 12) == 0)
-    {
-      agent__set_reason (a, "%s", text);
-      return true;
-    }
-  if (sscanf (text, "signaled %d", &sig) == 1 && sig > 0 && sig < 128)
+  if (abbrev != NULL)
+    agent__set_reason (a, "killed by SIG%s", abbrev);
+  else
     agent__set_reason (a, "killed by signal %d", sig);
-  return false;
 }
 
-void
-agent_sup_handle_exit (agent_sup_t *sup, agent_alloc_t *a, int wstatus)
+/* How the workload ended, from the record its init leaves in the
+ * allocation's directory (rt_exit_record_read). The wait status only says
+ * how the init ended: the record tells a workload killed by a signal from one
+ * that exited with 128+N, and names a command that could not be run at all.
+ * Returns 1 when a record was read (a->exit_code and a->reason set, *exec_failed
+ * when the command could not be executed), 0 when there is none. */
+static int
+agent__read_exit_record (agent_sup_t *sup, agent_alloc_t *a, bool *exec_failed)
+{
+  cleanup_free char *dir = xasprintf ("%s/allocs/%s", sup->env.state_dir, a->id);
+  cleanup_free char *reason = NULL;
+  orch_err_t err = { 0 };
+  int code = 0, r;
+
+  *exec_failed = false;
+  r = rt_exit_record_read (dir, &code, &reason, &err);
+  if (r < 0)
+    orch_warn ("alloc %s: %s", a->id, err.msg);
+  if (r <= 0)
+    return 0;
+  a->exit_code = code;
+  agent__set_reason (a, "%s", reason);
+  *exec_failed = strncmp (reason, "failed exec ", 12) == 0;
+  return 1;
+}
+
+/* The common end of a workload, whoever saw it: usage and OOM, cleanup, the
+ * state it ends in, the restart policy. a->exit_code and a->reason are set. */
+static void
+agent__ended (agent_sup_t *sup, agent_alloc_t *a, bool exec_failed)
 {
   orch_err_t err = { 0 };
   cg_usage_t u = { 0 };
-  bool oom = false, exec_failed, failed;
+  bool oom = false, failed;
 
   if (a->rt->usage (&sup->env, a->id, &u, &err) == 0)
     {
       oom = u.oom_kills > 0;
       a->usage = u;
     }
-  a->proc.pid = 0;
-  a->finished_at_ms = orch_now_wall_ms ();
-  uv_timer_stop (&a->timer);
-  a->timer_kind = AGENT_TIMER_NONE;
-
-  agent__set_reason (a, "%s", "");
-  if (wstatus == -1)
-    {
-      /* Reaped by someone else: the exit status is lost. */
-      a->exit_code = 255;
-      agent__set_reason (a, "lost track of the workload's process");
-    }
-  else if (WIFEXITED (wstatus))
-    a->exit_code = WEXITSTATUS (wstatus);
-  else if (WIFSIGNALED (wstatus))
-    {
-      a->exit_code = 128 + WTERMSIG (wstatus);
-      agent__set_reason (a, "killed by signal %d", WTERMSIG (wstatus));
-    }
-  else
-    a->exit_code = 255;
-  /* Read before cleanup, which removes the record. */
-  exec_failed = agent__read_exit_record (sup, a);
-
   orch_err_clear (&err);
   if (a->rt->cleanup (&sup->env, a->id, &err) < 0)
     orch_warn ("alloc %s: cleanup: %s", a->id, err.msg);
@@ -596,10 +790,14 @@ agent_sup_handle_exit (agent_sup_t *sup, agent_alloc_t *a, int wstatus)
       agent__forget (sup, a);
       return;
     }
-  if (oom || exec_failed)
+  if (oom || exec_failed || a->unhealthy_kill)
     {
       if (oom)
         agent__set_reason (a, "oom-killed");
+      else if (a->unhealthy_kill)
+        agent__set_reason (a, "unhealthy: failed %u health checks in a row (last: %s)%s",
+                           a->health_failures, a->health_why,
+                           a->killed ? "; SIGKILL after the grace" : "");
       failed = true;
       agent__transition (sup, a, AGENT_ALLOC_FAILED);
     }
@@ -609,6 +807,110 @@ agent_sup_handle_exit (agent_sup_t *sup, agent_alloc_t *a, int wstatus)
       agent__transition (sup, a, AGENT_ALLOC_EXITED);
     }
   agent__after_end (sup, a, failed);
+}
+
+/* Bookkeeping common to both ways of seeing an end. */
+static void
+agent__mark_ended (agent_alloc_t *a)
+{
+  agent_health_stop (a);
+  agent__unwatch (a);
+  a->adopted = false;
+  a->proc.pid = 0;
+  a->finished_at_ms = orch_now_wall_ms ();
+  uv_timer_stop (&a->timer);
+  a->timer_kind = AGENT_TIMER_NONE;
+  agent__set_reason (a, "%s", "");
+}
+
+void
+agent_sup_handle_exit (agent_sup_t *sup, agent_alloc_t *a, int wstatus)
+{
+  bool exec_failed = false;
+
+  agent__mark_ended (a);
+  if (wstatus == -1)
+    {
+      /* Reaped by someone else: the exit status is lost. */
+      a->exit_code = 255;
+      agent__set_reason (a, "lost track of the workload's process");
+    }
+  else if (WIFEXITED (wstatus))
+    a->exit_code = WEXITSTATUS (wstatus);
+  else if (WIFSIGNALED (wstatus))
+    {
+      a->exit_code = 128 + WTERMSIG (wstatus);
+      agent__reason_signal (a, WTERMSIG (wstatus));
+    }
+  else
+    a->exit_code = 255;
+  /* Read before cleanup, which removes the record. A runtime that writes
+   * none leaves the wait status alone. */
+  agent__read_exit_record (sup, a, &exec_failed);
+  agent__ended (sup, a, exec_failed);
+}
+
+/* An adopted workload ended: it is not our child, so its exit code comes
+ * from the exit record alone. */
+static void
+agent__adopted_exit (agent_sup_t *sup, agent_alloc_t *a)
+{
+  bool exec_failed = false;
+
+  agent__mark_ended (a);
+  if (!agent__read_exit_record (sup, a, &exec_failed))
+    {
+      /* The init itself was killed (SIGKILL leaves no record). */
+      a->exit_code = 255;
+      agent__set_reason (a, "the workload's init ended without an exit record");
+    }
+  agent__ended (sup, a, exec_failed);
+}
+
+static void
+agent__on_pidfd (uv_poll_t *h, int status, int events)
+{
+  agent_alloc_t *a = h->data;
+
+  if (a->forgotten || a->sup->closing)
+    return;
+  orch_debug ("alloc %s: adopted pid %ld ended (poll status %d)", a->id, (long) a->proc.pid,
+              status);
+  agent__adopted_exit (a->sup, a);
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+/* Watches pid, which is not our child, through a pidfd (Linux >= 5.3): it
+ * becomes readable when the process exits. 0 or a negative errno (the
+ * process is already gone: -ESRCH). */
+static int
+agent__watch (agent_sup_t *sup, agent_alloc_t *a)
+{
+  int fd, r;
+
+  fd = (int) syscall (SYS_pidfd_open, a->proc.pid, 0);
+  if (fd < 0)
+    return -errno;
+  r = uv_poll_init (sup->loop, &a->pidfd_poll, fd);
+  if (r < 0)
+    {
+      close (fd);
+      return r;
+    }
+  a->pidfd = fd;
+  a->pidfd_poll.data = a;
+  a->poll_inited = true;
+  a->handles++;
+  r = uv_poll_start (&a->pidfd_poll, UV_READABLE, agent__on_pidfd);
+  if (r < 0)
+    {
+      agent__unwatch (a);
+      return r;
+    }
+  return 0;
 }
 
 void
@@ -632,6 +934,17 @@ agent_sup_reap (agent_sup_t *sup)
 
       if (a->state != AGENT_ALLOC_RUNNING || a->proc.pid <= 0)
         continue;
+      /* Adopted workloads are not our children: their pidfd says when, or
+       * without one (old kernels), whether the pid still exists. */
+      if (a->adopted)
+        {
+          if (!a->poll_inited && kill (a->proc.pid, 0) < 0 && errno == ESRCH)
+            {
+              done[n_done] = a;
+              status[n_done++] = -2;
+            }
+          continue;
+        }
       do
         r = waitpid (a->proc.pid, &st, WNOHANG);
       while (r < 0 && errno == EINTR);
@@ -647,7 +960,333 @@ agent_sup_reap (agent_sup_t *sup)
       status[n_done++] = r < 0 ? -1 : st;
     }
   for (i = 0; i < n_done; i++)
-    agent_sup_handle_exit (sup, done[i], status[i]);
+    if (status[i] == -2)
+      agent__adopted_exit (sup, done[i]);
+    else
+      agent_sup_handle_exit (sup, done[i], status[i]);
+}
+
+/* ---- Re-adoption ---------------------------------------------------------- */
+
+/* Clears a directory that cannot be re-adopted: anything still running in
+ * its cgroup is killed by the runtime's cleanup, the cgroup destroyed and
+ * the directory removed, so that what the agent registers is all there is. */
+static bool
+agent__clear_leftover (agent_sup_t *sup, const char *id, const char *path)
+{
+  const rt_ops_t *rt = rt_lookup ("container");
+  orch_err_t err = { 0 };
+  bool ok = true;
+  int r;
+
+  if (rt != NULL && rt->cleanup (&sup->env, id, &err) < 0)
+    {
+      orch_warn ("alloc %s (previous run): cleanup: %s", id, err.msg);
+      ok = false;
+    }
+  orch_err_clear (&err);
+  if (sup->env.cg != NULL && sup->env.cg->ops->destroy (sup->env.cg, id, &err) < 0)
+    {
+      orch_warn ("alloc %s (previous run): destroy cgroup: %s", id, err.msg);
+      ok = false;
+    }
+  r = orch_rm_rf (path);
+  if (r < 0)
+    {
+      orch_warn ("alloc %s (previous run): remove %s: %s", id, path, strerror (-r));
+      ok = false;
+    }
+  return ok;
+}
+
+/* Re-adopts the allocation in dir from its record. 1 running, 0 ended, -1
+ * with err when it cannot be re-adopted (the caller clears it). */
+static int
+agent__adopt_one (agent_sup_t *sup, const char *id, const char *dir, orch_err_t *err)
+{
+  agent_record_t rec;
+  agent_alloc_req_t req;
+  agent_alloc_t *a;
+  rt_proc_t proc = { 0 };
+  bool ready, exec_failed;
+  int r, rc;
+
+  r = agent_record_read (dir, &rec, err);
+  if (r < 0)
+    return -1;
+  if (r == 0)
+    return orch_err_set (err, ENOENT, "no %s (written by agents since re-adoption exists)",
+                         AGENT_RECORD_FILE);
+  if (strcmp (rec.alloc_id, id) != 0)
+    {
+      orch_err_set (err, EINVAL, "its record names allocation %s", rec.alloc_id);
+      agent_record_clear (&rec);
+      return -1;
+    }
+  req.alloc_id = rec.alloc_id;
+  req.service = rec.service;
+  req.isolation = rec.isolation;
+  req.spec_json = rec.spec_json;
+  req.spec_version = rec.spec_version;
+  req.ports = rec.ports;
+  req.n_ports = rec.n_ports;
+  a = agent__add (sup, &req, &ready, err, &rc);
+  if (a == NULL)
+    {
+      if (rc == 0)
+        orch_err_set (err, EEXIST, "already in the table");
+      agent_record_clear (&rec);
+      return -1;
+    }
+  a->restarts = rec.restarts;
+  a->started_at_ms = rec.started_at_ms;
+  agent_record_clear (&rec);
+  if (!ready || a->rt->adopt == NULL)
+    {
+      if (ready)
+        orch_err_set (err, ENOTSUP, "runtime %s cannot re-adopt", a->rt->name);
+      else
+        orch_err_set (err, EINVAL, "%s", a->reason);
+      /* Out of the table again, without an event: it was never reported. */
+      sup->n_allocs--;
+      agent__close_alloc (a);
+      return -1;
+    }
+
+  r = a->rt->adopt (&sup->env, a->id, dir, &proc, err);
+  if (r < 0)
+    {
+      sup->n_allocs--;
+      agent__close_alloc (a);
+      return -1;
+    }
+  if (r == 1)
+    {
+      a->proc = proc;
+      a->adopted = true;
+      a->state = AGENT_ALLOC_RUNNING;
+      rc = agent__watch (sup, a);
+      if (rc == -ENOSYS)
+        {
+          /* A kernel before 5.3: no pidfd. The reaper's sweep (SIGCHLD and
+           * every heartbeat) checks that the pid still exists instead. */
+          orch_warn ("alloc %s: no pidfd_open on this kernel: its end is noticed at the next "
+                     "heartbeat, without an exit code if its init is killed",
+                     a->id);
+          rc = 0;
+        }
+      if (rc == 0)
+        {
+          orch_info ("alloc %s: re-adopted, running (pid %ld, %u restarts, started at %lld)", a->id,
+                     (long) a->proc.pid, a->restarts, (long long) a->started_at_ms);
+          agent__sup_emit (sup, a);
+          agent_health_start (sup, a);
+          return 1;
+        }
+      /* Gone between adopt and pidfd_open: it ended; read how below. */
+      orch_debug ("alloc %s: pidfd_open(%ld): %s", a->id, (long) a->proc.pid, strerror (-rc));
+    }
+
+  /* It ended while the agent was away: report it as it ended, and leave
+   * what to do to the scheduler (which replaces a finished allocation). */
+  a->proc.pid = 0;
+  a->adopted = false;
+  a->finished_at_ms = orch_now_wall_ms ();
+  {
+    cleanup_free char *exit_path = xasprintf ("%s/exit", dir);
+    struct stat st;
+    if (stat (exit_path, &st) == 0)
+      a->finished_at_ms = (int64_t) st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+  }
+  if (!agent__read_exit_record (sup, a, &exec_failed))
+    {
+      a->exit_code = 255;
+      agent__set_reason (a, "ended while the agent was down, without an exit record");
+      exec_failed = true; /* nothing says it succeeded */
+    }
+  orch_err_clear (err);
+  if (a->rt->cleanup (&sup->env, a->id, err) < 0)
+    orch_warn ("alloc %s: cleanup: %s", a->id, err->msg);
+  /* As for an end seen live: exited with its code, failed when the command
+   * never ran or nothing says how it ended. */
+  a->state = exec_failed ? AGENT_ALLOC_FAILED : AGENT_ALLOC_EXITED;
+  orch_info ("alloc %s: re-adopted as %s: it ended while the agent was down (code %d%s%s)", a->id,
+             agent_alloc_state_name (a->state), a->exit_code, *a->reason ? ", " : "", a->reason);
+  agent__sup_emit (sup, a);
+  return 0;
+}
+
+void
+agent_sup_adopt_all (agent_sup_t *sup)
+{
+  cleanup_free char *dir = xasprintf ("%s/allocs", sup->env.state_dir);
+  size_t running = 0, ended = 0, cleared = 0, failed = 0;
+  struct dirent *de;
+  DIR *d;
+
+  d = opendir (dir);
+  if (d == NULL)
+    {
+      if (errno != ENOENT)
+        orch_warn ("cannot read %s: %s", dir, strerror (errno));
+      return;
+    }
+  while ((de = readdir (d)) != NULL)
+    {
+      cleanup_free char *path = NULL;
+      orch_err_t err = { 0 };
+      struct stat st;
+      int r;
+
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      path = xasprintf ("%s/%s", dir, de->d_name);
+      if (lstat (path, &st) < 0 || !S_ISDIR (st.st_mode))
+        continue;
+      if (!orch_is_dns_label (de->d_name))
+        {
+          orch_warn ("leaving %s alone: not an allocation directory", path);
+          continue;
+        }
+      r = agent__adopt_one (sup, de->d_name, path, &err);
+      if (r == 1)
+        running++;
+      else if (r == 0)
+        ended++;
+      else
+        {
+          orch_warn ("alloc %s (previous run): cannot re-adopt: %s; stopping and removing it",
+                     de->d_name, err.msg);
+          if (agent__clear_leftover (sup, de->d_name, path))
+            cleared++;
+          else
+            failed++;
+        }
+    }
+  closedir (d);
+  if (running + ended + cleared + failed > 0)
+    orch_info ("previous run: re-adopted %zu running and %zu ended allocation(s), cleared %zu "
+               "that could not be re-adopted%s",
+               running, ended, cleared, failed ? "; some could not be cleared, see above" : "");
+}
+
+/* ---- Health --------------------------------------------------------------- */
+
+void
+agent_sup_health_result (agent_sup_t *sup, agent_alloc_t *a, bool ok, const char *why)
+{
+  uint32_t threshold;
+
+  if (a->forgotten || a->stopping || a->state != AGENT_ALLOC_RUNNING || a->unhealthy_kill)
+    return;
+  if (ok)
+    {
+      a->health_failures = 0;
+      if (strcmp (a->health_status, "healthy") != 0)
+        {
+          a->health_status = "healthy";
+          orch_info ("alloc %s: healthy", a->id);
+          agent__sup_emit (sup, a);
+        }
+      return;
+    }
+  a->health_failures++;
+  snprintf (a->health_why, sizeof (a->health_why), "%s", why);
+  threshold = a->spec.health.failure_threshold > 0 ? a->spec.health.failure_threshold : 1;
+  orch_debug ("alloc %s: health check failed (%u of %u): %s", a->id, a->health_failures, threshold,
+              why);
+  if (a->health_failures < threshold)
+    return;
+  orch_warn ("alloc %s: unhealthy: %u health checks failed in a row, last: %s; restarting it",
+             a->id, a->health_failures, why);
+  a->health_status = "unhealthy";
+  agent__sup_emit (sup, a);
+  /* Stopped like a stop (SIGTERM, grace, SIGKILL); its end is a failure, so
+   * the restart policy restarts it and counts it. */
+  a->unhealthy_kill = true;
+  agent_health_stop (a);
+  agent__terminate (sup, a, agent__grace (a, 0));
+}
+
+/* ---- Log rotation --------------------------------------------------------- */
+
+typedef struct agent__rotate_s
+{
+  uv_work_t req;
+  agent_sup_t *sup;
+  char **paths;
+  size_t n;
+  uint64_t max_size;
+  int max_files;
+  size_t rotated;
+} agent__rotate_t;
+
+static void
+agent__rotate_work (uv_work_t *req)
+{
+  agent__rotate_t *w = req->data;
+  size_t i;
+
+  for (i = 0; i < w->n; i++)
+    if (agent_logs_rotate (w->paths[i], w->max_size, w->max_files) > 0)
+      w->rotated++;
+}
+
+static void
+agent__rotate_done (uv_work_t *req, int status)
+{
+  agent__rotate_t *w = req->data;
+  size_t i;
+
+  if (w->rotated > 0)
+    orch_debug ("rotated %zu allocation log(s)", w->rotated);
+  for (i = 0; i < w->n; i++)
+    free (w->paths[i]);
+  free (w->paths);
+  /* The supervisor may be closing; its memory outlives the loop. */
+  w->sup->rotate_busy = false;
+  free (w);
+}
+
+static void
+agent__on_rotate_timer (uv_timer_t *t)
+{
+  agent_sup_t *sup = t->data;
+  agent__rotate_t *w;
+  size_t i;
+
+  if (sup->rotate_busy || sup->n_allocs == 0 || sup->closing)
+    return;
+  w = xcalloc (1, sizeof (*w));
+  w->sup = sup;
+  w->max_size = sup->log_max_size;
+  w->max_files = sup->log_max_files;
+  w->paths = xcalloc (sup->n_allocs, sizeof (char *));
+  /* Every allocation in the table may still be written to (an ended one by
+   * nothing, but a check of a small file costs one stat). */
+  for (i = 0; i < sup->n_allocs; i++)
+    w->paths[w->n++] = xasprintf ("%s/allocs/%s/log", sup->env.state_dir, sup->allocs[i]->id);
+  w->req.data = w;
+  if (uv_queue_work (sup->loop, &w->req, agent__rotate_work, agent__rotate_done) < 0)
+    {
+      for (i = 0; i < w->n; i++)
+        free (w->paths[i]);
+      free (w->paths);
+      free (w);
+      return;
+    }
+  sup->rotate_busy = true;
+}
+
+void
+agent_sup_set_log_limits (agent_sup_t *sup, uint64_t max_size, int max_files)
+{
+  sup->log_max_size = max_size;
+  sup->log_max_files = max_files > 0 ? max_files : 1;
+  uv_timer_stop (&sup->rotate_timer);
+  if (max_size > 0 && !sup->closing)
+    uv_timer_start (&sup->rotate_timer, agent__on_rotate_timer, AGENT_LOGS_ROTATE_EVERY_MS,
+                    AGENT_LOGS_ROTATE_EVERY_MS);
 }
 
 void

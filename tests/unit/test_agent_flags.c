@@ -48,6 +48,40 @@ test_flags_defaults (void **state)
   assert_int_equal (cfg.reserve_memory_bytes, 0);
   assert_int_equal (cfg.heartbeat_ms, 2000);
   assert_int_equal (cfg.log_level, ORCH_LOG_INFO);
+  assert_string_equal (cfg.bridge, "orch0");
+  assert_string_equal (cfg.bridge_subnet, "10.88.0.0/24");
+  assert_int_equal (cfg.log_max_size, 10 * 1024 * 1024);
+  assert_int_equal (cfg.log_max_files, 3);
+  agent_config_clear (&cfg);
+}
+
+static void
+test_flags_network_and_logs (void **state)
+{
+  const char *args[] = { REQ,
+                         "--bridge",
+                         "br-orch",
+                         "--bridge-subnet",
+                         "10.99.8.0/22",
+                         "--log-max-size",
+                         "64Ki",
+                         "--log-max-files",
+                         "5",
+                         NULL };
+  const char *none[] = { REQ, "--bridge", "none", "--log-max-size", "0", NULL };
+  agent_config_t cfg;
+  orch_err_t err;
+
+  assert_int_equal (parse (&cfg, &err, NULL, args), AGENT_CONFIG_RUN);
+  assert_string_equal (cfg.bridge, "br-orch");
+  assert_string_equal (cfg.bridge_subnet, "10.99.8.0/22");
+  assert_int_equal (cfg.log_max_size, 64 * 1024);
+  assert_int_equal (cfg.log_max_files, 5);
+  agent_config_clear (&cfg);
+  /* No bridge network; logs never rotated. */
+  assert_int_equal (parse (&cfg, &err, NULL, none), AGENT_CONFIG_RUN);
+  assert_null (cfg.bridge);
+  assert_int_equal (cfg.log_max_size, 0);
   agent_config_clear (&cfg);
 }
 
@@ -167,6 +201,13 @@ test_flags_help_text_documents_every_option (void **state)
                                       "--version",
                                       "SIGTERM",
                                       "KillMode=process",
+                                      "re-adopts",
+                                      "--bridge NAME",
+                                      "--bridge-subnet CIDR",
+                                      "Default: 10.88.0.0/24",
+                                      "--log-max-size SIZE",
+                                      "Default: 10Mi",
+                                      "--log-max-files N",
                                       "EXIT STATUS" };
   const char *text = agent_usage_text ();
   size_t i;
@@ -216,6 +257,15 @@ static const struct
   { { REQ, "--heartbeat-interval", "10ms", NULL }, "out of range (100ms to 1m)" },
   { { REQ, "--heartbeat-interval", "2h", NULL }, "out of range" },
   { { REQ, "--log-level", "loud", NULL }, "\"loud\" is not one of debug, info, warn, error" },
+  { { REQ, "--bridge", "a/b", NULL }, "is not an interface name" },
+  { { REQ, "--bridge", "much-too-long-bridge", NULL }, "is not an interface name" },
+  { { REQ, "--bridge-subnet", "10.88.0.0", NULL }, "is not an IPv4 CIDR" },
+  { { REQ, "--bridge-subnet", "10.88.0.0/33", NULL }, "out of range" },
+  { { REQ, "--bridge-subnet", "fd00::/64", NULL }, "is not an IPv4 CIDR" },
+  { { REQ, "--log-max-size", "big", NULL }, "is not a size" },
+  { { REQ, "--log-max-size", "100", NULL }, "below 4Ki" },
+  { { REQ, "--log-max-files", "0", NULL }, "from 1 to 100" },
+  { { REQ, "--log-max-files", "3x", NULL }, "from 1 to 100" },
 };
 
 static void
@@ -271,6 +321,7 @@ test_flags_limits (void **state)
 
 static const struct CMUnitTest tests[] = {
   cmocka_unit_test (test_flags_defaults),
+  cmocka_unit_test (test_flags_network_and_logs),
   cmocka_unit_test (test_flags_all_options),
   cmocka_unit_test (test_flags_join_token_from_env),
   cmocka_unit_test (test_flags_hostname_scheduler),

@@ -210,12 +210,278 @@ test_logs_read_error (void **state)
   assert_int_equal (r.len, 0);
 }
 
+/* ---- Rotation ------------------------------------------------------------ */
+
+static char *
+tmpdir (void)
+{
+  char *dir = strdup ("/tmp/test_agent_logs.XXXXXX");
+  assert_non_null (mkdtemp (dir));
+  return dir;
+}
+
+static void
+write_file (const char *path, const char *text, int flags)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | flags, 0600);
+  assert_true (fd >= 0);
+  assert_int_equal (write (fd, text, strlen (text)), (ssize_t) strlen (text));
+  close (fd);
+}
+
+static char *
+slurp (const char *path)
+{
+  char *text = NULL;
+  size_t len;
+  if (orch_read_file (path, 1 << 20, &text, &len) < 0)
+    return NULL;
+  return text;
+}
+
+static void
+test_logs_rotate_copytruncate (void **state)
+{
+  char *dir = tmpdir ();
+  cleanup_free char *log = xasprintf ("%s/log", dir);
+  cleanup_free char *l1 = xasprintf ("%s/log.1", dir);
+  cleanup_free char *l2 = xasprintf ("%s/log.2", dir);
+  cleanup_free char *l3 = xasprintf ("%s/log.3", dir);
+  char *t;
+  int fd;
+
+  /* Under the cap, or missing: nothing happens. */
+  assert_int_equal (agent_logs_rotate (log, 10, 3), 0);
+  write_file (log, "0123456789", O_TRUNC);
+  assert_int_equal (agent_logs_rotate (log, 10, 3), 0);
+
+  /* The workload's descriptor, as the runtime opens it. */
+  fd = open (log, O_WRONLY | O_APPEND);
+  assert_true (fd >= 0);
+  assert_int_equal (write (fd, "first-over", 10), 10);
+  assert_int_equal (agent_logs_rotate (log, 10, 3), 1);
+  t = slurp (l1);
+  assert_string_equal (t, "0123456789first-over");
+  free (t);
+  t = slurp (log);
+  assert_string_equal (t, "");
+  free (t);
+  /* The same descriptor keeps writing at the (new) start of the file. */
+  assert_int_equal (write (fd, "second-batch", 12), 12);
+  t = slurp (log);
+  assert_string_equal (t, "second-batch");
+  free (t);
+
+  /* Second rotation shifts log.1 to log.2; a third drops the oldest: at
+   * most 3 files (log, log.1, log.2). */
+  assert_int_equal (agent_logs_rotate (log, 10, 3), 1);
+  t = slurp (l2);
+  assert_string_equal (t, "0123456789first-over");
+  free (t);
+  t = slurp (l1);
+  assert_string_equal (t, "second-batch");
+  free (t);
+  assert_int_equal (write (fd, "third-batch", 11), 11);
+  assert_int_equal (agent_logs_rotate (log, 10, 3), 1);
+  t = slurp (l2);
+  assert_string_equal (t, "second-batch");
+  free (t);
+  t = slurp (l1);
+  assert_string_equal (t, "third-batch");
+  free (t);
+  assert_int_equal (access (l3, F_OK), -1);
+
+  /* One file: truncated only. */
+  assert_int_equal (write (fd, "fourth-batch", 12), 12);
+  assert_int_equal (agent_logs_rotate (log, 10, 1), 1);
+  t = slurp (log);
+  assert_string_equal (t, "");
+  free (t);
+  t = slurp (l1);
+  assert_string_equal (t, "third-batch");
+  free (t);
+  close (fd);
+  orch_rm_rf (dir);
+  free (dir);
+}
+
+static void
+test_logs_read_continues_into_rotated (void **state)
+{
+  char *dir = tmpdir ();
+  cleanup_free char *log = xasprintf ("%s/log", dir);
+  cleanup_free char *l1 = xasprintf ("%s/log.1", dir);
+  result_t r;
+
+  /* Just rotated: the live log has one line, the rest is in log.1. */
+  write_file (l1, "old-1\nold-2\n", O_TRUNC);
+  write_file (log, "new-1\n", O_TRUNC);
+  read_tail (log, 12, &r);
+  assert_int_equal (r.status, 0);
+  assert_int_equal (r.len, 12);
+  assert_memory_equal (r.data, "old-2\nnew-1\n", 12);
+  assert_true (r.truncated);
+  free (r.data);
+  read_tail (log, 0, &r);
+  assert_int_equal (r.len, 18);
+  assert_memory_equal (r.data, "old-1\nold-2\nnew-1\n", 18);
+  assert_false (r.truncated);
+  free (r.data);
+  /* Only what the live log holds when that is enough. */
+  read_tail (log, 6, &r);
+  assert_memory_equal (r.data, "new-1\n", 6);
+  free (r.data);
+  orch_rm_rf (dir);
+  free (dir);
+}
+
+/* ---- Following ------------------------------------------------------------ */
+
+typedef struct
+{
+  char buf[8192];
+  size_t len;
+  int calls;
+  int status;
+  bool first_truncated;
+  int stop_after; /* return false once len reaches it (0: never) */
+  bool stopped;
+} follow_t;
+
+static bool
+on_follow (void *ctx, int status, const uint8_t *data, size_t len, bool truncated)
+{
+  follow_t *f = ctx;
+
+  assert_false (f->stopped); /* never called after it said stop */
+  if (f->calls++ == 0)
+    f->first_truncated = truncated;
+  f->status = status;
+  assert_true (f->len + len < sizeof (f->buf));
+  memcpy (f->buf + f->len, data, len);
+  f->len += len;
+  f->buf[f->len] = '\0';
+  if (f->stop_after > 0 && f->len >= (size_t) f->stop_after)
+    {
+      f->stopped = true;
+      return false;
+    }
+  return true;
+}
+
+static void
+tick (uv_timer_t *t)
+{
+}
+
+/* Runs the loop until the follower has collected want, or 3 s. */
+static void
+follow_until (uv_loop_t *loop, follow_t *f, const char *want)
+{
+  int64_t deadline = orch_now_mono_ms () + 3000;
+  uv_timer_t t;
+
+  uv_timer_init (loop, &t);
+  uv_timer_start (&t, tick, 20, 20);
+  while (strcmp (f->buf, want) != 0 && orch_now_mono_ms () < deadline)
+    uv_run (loop, UV_RUN_ONCE);
+  uv_close ((uv_handle_t *) &t, NULL);
+  uv_run (loop, UV_RUN_NOWAIT);
+  assert_string_equal (f->buf, want);
+}
+
+static void
+test_logs_follow_tail_then_appends (void **state)
+{
+  char *dir = tmpdir ();
+  cleanup_free char *log = xasprintf ("%s/log", dir);
+  follow_t f = { 0 };
+  agent_logs_follow_t *fl;
+  uv_loop_t loop;
+  int rc = 0, fd;
+
+  write_file (log, "line-1\nline-2\n", O_TRUNC);
+  assert_int_equal (uv_loop_init (&loop), 0);
+  /* The tail first: the last 7 bytes only, marked truncated. */
+  fl = agent_logs_follow (&loop, log, 7, on_follow, &f, &rc);
+  assert_non_null (fl);
+  follow_until (&loop, &f, "line-2\n");
+  assert_true (f.first_truncated);
+
+  /* Then what is appended, in order, once. */
+  fd = open (log, O_WRONLY | O_APPEND);
+  assert_int_equal (write (fd, "line-3\n", 7), 7);
+  follow_until (&loop, &f, "line-2\nline-3\n");
+  assert_int_equal (write (fd, "line-4\n", 7), 7);
+  follow_until (&loop, &f, "line-2\nline-3\nline-4\n");
+
+  /* A rotation in between polls loses nothing that was copied: the part
+   * after our offset comes from log.1, then the new log from its start. */
+  assert_int_equal (write (fd, "line-5\n", 7), 7);
+  assert_int_equal (agent_logs_rotate (log, 1, 3), 1);
+  assert_int_equal (write (fd, "line-6\n", 7), 7);
+  follow_until (&loop, &f, "line-2\nline-3\nline-4\nline-5\nline-6\n");
+  assert_int_equal (f.status, 0);
+
+  /* A rotation after which the new log outgrows the old offset before the
+   * next poll is still seen (log.1 is a new file). */
+  {
+    char big[101];
+    char want[512];
+    memset (big, 'x', 99);
+    big[99] = '\n';
+    big[100] = '\0';
+    assert_int_equal (write (fd, "line-7\n", 7), 7);
+    assert_int_equal (agent_logs_rotate (log, 1, 3), 1);
+    assert_int_equal (write (fd, big, 100), 100);
+    snprintf (want, sizeof (want), "line-2\nline-3\nline-4\nline-5\nline-6\nline-7\n%s", big);
+    follow_until (&loop, &f, want);
+  }
+  close (fd);
+
+  /* Cancelled: no more calls, and the loop ends (no handle left). */
+  agent_logs_follow_cancel (fl);
+  write_file (log, "after-cancel\n", O_APPEND);
+  uv_run (&loop, UV_RUN_DEFAULT);
+  assert_null (strstr (f.buf, "after-cancel"));
+  assert_int_equal (uv_loop_close (&loop), 0);
+  orch_rm_rf (dir);
+  free (dir);
+}
+
+static void
+test_logs_follow_missing_then_created_and_stop (void **state)
+{
+  char *dir = tmpdir ();
+  cleanup_free char *log = xasprintf ("%s/log", dir);
+  follow_t f = { 0 };
+  uv_loop_t loop;
+  int rc = 0;
+
+  assert_int_equal (uv_loop_init (&loop), 0);
+  f.stop_after = 6;
+  /* No log yet (the workload has written nothing): follow from its start. */
+  assert_non_null (agent_logs_follow (&loop, log, 0, on_follow, &f, &rc));
+  write_file (log, "hello\n", O_TRUNC);
+  follow_until (&loop, &f, "hello\n");
+  /* The callback said stop: the follower frees itself and the loop ends. */
+  assert_true (f.stopped);
+  uv_run (&loop, UV_RUN_DEFAULT);
+  assert_int_equal (uv_loop_close (&loop), 0);
+  orch_rm_rf (dir);
+  free (dir);
+}
+
 static const struct CMUnitTest tests[] = {
   cmocka_unit_test (test_logs_window_bounds),
   cmocka_unit_test (test_logs_read_tail),
   cmocka_unit_test (test_logs_read_caps_large_logs),
   cmocka_unit_test (test_logs_read_missing_and_empty),
   cmocka_unit_test (test_logs_read_error),
+  cmocka_unit_test (test_logs_rotate_copytruncate),
+  cmocka_unit_test (test_logs_read_continues_into_rotated),
+  cmocka_unit_test (test_logs_follow_tail_then_appends),
+  cmocka_unit_test (test_logs_follow_missing_then_created_and_stop),
 };
 
 ORCH_TEST_MAIN (tests)

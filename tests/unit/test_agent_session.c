@@ -32,6 +32,8 @@ typedef struct
   uint32_t u1;    /* protocol version, n_allocs, ... */
   size_t len;     /* logs data length */
   bool flag;      /* logs truncated */
+  bool eof;       /* logs eof */
+  char data[256]; /* logs data (NUL-terminated, cut) */
   char labels[256];
   char runtimes[64];
 } msg_t;
@@ -133,6 +135,9 @@ srv_on_message (wire_conn_t *c, Orch__Envelope *env)
     case ORCH__ENVELOPE__MSG_LOGS_REPLY:
       m->len = env->logs_reply->data.len;
       m->flag = env->logs_reply->truncated;
+      m->eof = env->logs_reply->eof;
+      snprintf (m->data, sizeof (m->data), "%.*s", (int) env->logs_reply->data.len,
+                env->logs_reply->data.data ? (const char *) env->logs_reply->data.data : "");
       break;
     default:
       break;
@@ -302,21 +307,12 @@ setup (void **state)
   snprintf (fx->cgroup_parent, sizeof (fx->cgroup_parent), "orch-agentd-test-%d", (int) getpid ());
   snprintf (sched, sizeof (sched), "127.0.0.1:%d", fx->port);
   {
-    const char *argv[] = { "orch-agent",
-                           "--scheduler",
-                           sched,
-                           "--node-id",
-                           "test-node",
-                           "--labels",
-                           "zone=a,disk=ssd",
-                           "--state-dir",
-                           fx->state_dir,
-                           "--cgroup-parent",
-                           fx->cgroup_parent,
-                           "--join-token",
-                           "tok",
-                           "--heartbeat-interval",
-                           "100ms" };
+    const char *argv[]
+        = { "orch-agent", "--scheduler", sched, "--node-id", "test-node", "--labels",
+            "zone=a,disk=ssd", "--state-dir", fx->state_dir, "--cgroup-parent", fx->cgroup_parent,
+            "--join-token", "tok", "--heartbeat-interval", "100ms",
+            /* No node bridge from a unit test. */
+            "--bridge", "none" };
     assert_int_equal (
         agent_config_parse (ORCH_ARRAY_LEN (argv), (char *const *) argv, NULL, &fx->cfg, &err),
         AGENT_CONFIG_RUN);
@@ -620,8 +616,109 @@ test_session_shutdown_closes (void **state)
   assert_int_equal (fx->accepted, 1);
 }
 
-/* Allocation directories (and their cgroups) from a previous run are
- * cleaned up at start; anything else in allocs/ is left alone. */
+/* LogsRequest{follow}: the tail, then appended data as more LogsReply
+ * frames with the same request id, until LogsCancel (answered with eof) or
+ * the allocation is forgotten (eof too). */
+static void
+test_session_logs_follow (void **state)
+{
+  fx_t *fx = *state;
+  Orch__Envelope env = ORCH__ENVELOPE__INIT;
+  Orch__StartAlloc sa = ORCH__START_ALLOC__INIT;
+  Orch__LogsRequest lr = ORCH__LOGS_REQUEST__INIT;
+  Orch__LogsCancel lc = ORCH__LOGS_CANCEL__INIT;
+  Orch__StopAlloc st = ORCH__STOP_ALLOC__INIT;
+  Orch__Alloc al = ORCH__ALLOC__INIT;
+  cleanup_free char *dir = xasprintf ("%s/allocs/web-00000009", fx->state_dir);
+  cleanup_free char *log = xasprintf ("%s/log", dir);
+  const msg_t *m;
+  size_t n;
+  FILE *f;
+
+  start_agent (fx);
+  wait_count (fx, ORCH__ENVELOPE__MSG_NODE_REGISTER, 1, 3000);
+  al.alloc_id = (char *) "web-00000009";
+  al.service = (char *) "web";
+  al.isolation = (char *) "container";
+  al.spec_json
+      = (char *) "{\"name\":\"web\",\"image\":\"no-such-image\",\"resources\":"
+                 "{\"cpu\":\"100m\",\"memory\":\"16Mi\"},\"restart\":{\"policy\":\"never\"}}";
+  al.spec_version = 1;
+  sa.alloc = &al;
+  env.msg_case = ORCH__ENVELOPE__MSG_START_ALLOC;
+  env.start_alloc = &sa;
+  srv_send (fx, &env);
+  wait_event (fx, "web-00000009", "failed");
+  /* Stands in for what a workload wrote. */
+  assert_int_equal (orch_mkdir_p (dir, 0700), 0);
+  assert_int_equal (orch_write_file_atomic (log, "one\ntwo\n", 8, 0600), 0);
+
+  lr.alloc_id = (char *) "web-00000009";
+  lr.tail_bytes = 4;
+  lr.follow = true;
+  env.request_id = 11;
+  env.msg_case = ORCH__ENVELOPE__MSG_LOGS_REQUEST;
+  env.logs_request = &lr;
+  srv_send (fx, &env);
+  wait_count (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY, 1, 2000);
+  m = last (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY);
+  assert_int_equal (m->request_id, 11);
+  assert_string_equal (m->data, "two\n");
+  assert_true (m->flag);
+  assert_false (m->eof);
+
+  f = fopen (log, "a");
+  fputs ("three\n", f);
+  fclose (f);
+  wait_count (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY, 2, 2000);
+  m = last (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY);
+  assert_int_equal (m->request_id, 11);
+  assert_string_equal (m->data, "three\n");
+  assert_false (m->eof);
+
+  /* Cancel: one last reply with eof, then nothing more. */
+  lc.request_id = 11;
+  env.request_id = 0;
+  env.msg_case = ORCH__ENVELOPE__MSG_LOGS_CANCEL;
+  env.logs_cancel = &lc;
+  srv_send (fx, &env);
+  wait_count (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY, 3, 2000);
+  m = last (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY);
+  assert_int_equal (m->request_id, 11);
+  assert_true (m->eof);
+  assert_int_equal (m->len, 0);
+  f = fopen (log, "a");
+  fputs ("four\n", f);
+  fclose (f);
+  n = count (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY);
+  {
+    size_t hb = count (fx, ORCH__ENVELOPE__MSG_HEARTBEAT);
+    wait_count (fx, ORCH__ENVELOPE__MSG_HEARTBEAT, hb + 5, 3000); /* 500 ms */
+  }
+  assert_int_equal (count (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY), n);
+
+  /* A follow ends with eof when the allocation is forgotten. */
+  lr.tail_bytes = 0;
+  env.request_id = 12;
+  env.msg_case = ORCH__ENVELOPE__MSG_LOGS_REQUEST;
+  env.logs_request = &lr;
+  srv_send (fx, &env);
+  wait_count (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY, n + 1, 2000);
+  assert_string_equal (last (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY)->data, "one\ntwo\nthree\nfour\n");
+  st.alloc_id = (char *) "web-00000009";
+  env.request_id = 0;
+  env.msg_case = ORCH__ENVELOPE__MSG_STOP_ALLOC;
+  env.stop_alloc = &st;
+  srv_send (fx, &env);
+  wait_count (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY, n + 2, 2000);
+  m = last (fx, ORCH__ENVELOPE__MSG_LOGS_REPLY);
+  assert_int_equal (m->request_id, 12);
+  assert_true (m->eof);
+}
+
+/* Allocation directories (and their cgroups) from a previous run without a
+ * record to re-adopt them by are cleaned up at start; anything else in
+ * allocs/ is left alone. */
 static void
 test_session_cleans_leftovers (void **state)
 {
@@ -761,6 +858,7 @@ test_session_real_container (void **state)
 static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_session_hello_register_heartbeat, setup, teardown),
   cmocka_unit_test_setup_teardown (test_session_logs_unknown_alloc, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_session_logs_follow, setup, teardown),
   cmocka_unit_test_setup_teardown (test_session_alloc_lifecycle, setup, teardown),
   cmocka_unit_test_setup_teardown (test_session_desired_allocs, setup, teardown),
   cmocka_unit_test_setup_teardown (test_session_reconnects_after_drop, setup, teardown),

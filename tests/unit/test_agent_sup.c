@@ -2,8 +2,12 @@
  * real child processes (fork), so that exits, signals, SIGCHLD reaping,
  * restart backoff timers and stop grace periods all happen for real on a
  * libuv loop. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +25,11 @@
 
 typedef struct
 {
-  int starts, kills, cleanups;
+  int starts, kills, cleanups, adopts;
   int sigs[32];
   bool oom;
   bool fail_start;
+  bool adopt_gone; /* adopt() finds the workload gone */
 } fake_t;
 
 static fake_t fake;
@@ -90,7 +95,45 @@ fake_start (rt_env_t *env, const rt_alloc_t *a, rt_proc_t *out, orch_err_t *err)
     waitpid (pid, NULL, 0); /* as if another part of the process took it */
   out->pid = pid;
   out->started_ms = orch_now_wall_ms ();
+  /* A bridge address, as a runtime with a network gives; none for host
+   * networking. */
+  if (a->spec->network != ORCH_NET_HOST)
+    snprintf (out->address, sizeof (out->address), "10.88.0.%d", 2 + fake.starts);
+  {
+    /* What a runtime keeps for adopt(). */
+    char path[512];
+    FILE *f;
+    snprintf (path, sizeof (path), "%s/fakepid", a->alloc_dir);
+    f = fopen (path, "w");
+    fprintf (f, "%ld %s\n", (long) pid, out->address[0] ? out->address : "-");
+    fclose (f);
+  }
   return 0;
+}
+
+static int
+fake_adopt (rt_env_t *env, const char *id, const char *alloc_dir, rt_proc_t *out, orch_err_t *err)
+{
+  char path[512];
+  long pid;
+  FILE *f;
+
+  fake.adopts++;
+  snprintf (path, sizeof (path), "%s/fakepid", alloc_dir);
+  f = fopen (path, "r");
+  if (f == NULL)
+    return orch_err_sys (err, "open %s", path);
+  if (fscanf (f, "%ld %63s", &pid, out->address) != 2)
+    {
+      fclose (f);
+      return orch_err_set (err, EINVAL, "bad %s", path);
+    }
+  fclose (f);
+  if (fake.adopt_gone)
+    return 0;
+  out->pid = (pid_t) pid;
+  out->started_ms = 1; /* the supervisor keeps its own started_at */
+  return 1;
 }
 
 static int
@@ -127,6 +170,7 @@ static const rt_ops_t fake_ops = {
   .kill = fake_kill,
   .usage = fake_usage,
   .cleanup = fake_cleanup,
+  .adopt = fake_adopt,
 };
 
 static const rt_ops_t *
@@ -156,6 +200,7 @@ typedef struct
   char reason[256];
   uint32_t restarts;
   int64_t pid;
+  char health[16];
 } event_t;
 
 #define MAX_EVENTS 256
@@ -168,6 +213,10 @@ typedef struct
   event_t ev[MAX_EVENTS];
   size_t n_ev;
 } fx_t;
+
+/* Forked test servers, killed by teardown whatever happened. */
+static pid_t servers[8];
+static size_t n_servers;
 
 static void
 on_event (void *ctx, const agent_alloc_t *a)
@@ -183,6 +232,7 @@ on_event (void *ctx, const agent_alloc_t *a)
   e->exit_code = a->exit_code;
   e->restarts = a->restarts;
   e->pid = a->proc.pid;
+  snprintf (e->health, sizeof (e->health), "%s", a->health_status);
 }
 
 /* The states id went through, joined with ' '. */
@@ -242,6 +292,12 @@ teardown (void **state)
         kill (fx->sup.allocs[i]->proc.pid, SIGKILL);
         waitpid (fx->sup.allocs[i]->proc.pid, NULL, 0);
       }
+  for (i = 0; i < n_servers; i++)
+    {
+      kill (servers[i], SIGKILL);
+      waitpid (servers[i], NULL, 0);
+    }
+  n_servers = 0;
   agent_sup_close (&fx->sup);
   uv_run (&fx->loop, UV_RUN_DEFAULT);
   assert_int_equal (uv_loop_close (&fx->loop), 0);
@@ -316,7 +372,7 @@ spec_json (const char *image, const char *command, const char *restart, const ch
 static int
 start (fx_t *fx, const char *id, const char *json)
 {
-  agent_alloc_req_t r = { id, "web", "container", json, 3 };
+  agent_alloc_req_t r = { id, "web", "container", json, 3, NULL, 0 };
   orch_err_t err = { 0 };
   return agent_sup_start (&fx->sup, &r, &err);
 }
@@ -442,7 +498,7 @@ test_sup_killed_by_signal (void **state)
   expect_history (fx, "web-00000006", "pending starting running exited", 3000);
   e = last_event (fx, "web-00000006");
   assert_int_equal (e->exit_code, 137);
-  assert_string_equal (e->reason, "killed by signal 9");
+  assert_string_equal (e->reason, "killed by SIGKILL");
 }
 
 static void
@@ -481,7 +537,7 @@ test_sup_exit_record_refines_reason (void **state)
   expect_history (fx, "sig-1", "pending starting running exited", 3000);
   e = last_event (fx, "sig-1");
   assert_int_equal (e->exit_code, 143);
-  assert_string_equal (e->reason, "killed by signal 15");
+  assert_string_equal (e->reason, "killed by SIGTERM");
 
   /* The command could not be run: failed, with why. */
   assert_int_equal (start (fx, "exec-1", exec), 0);
@@ -607,7 +663,7 @@ test_sup_unknown_runtime_fails (void **state)
 {
   fx_t *fx = *state;
   cleanup_free char *j = spec_json ("busybox", NULL, NULL, NULL);
-  agent_alloc_req_t r = { "web-0000000e", "web", "microvm", j, 1 };
+  agent_alloc_req_t r = { "web-0000000e", "web", "microvm", j, 1, NULL, 0 };
   orch_err_t err = { 0 };
 
   assert_int_equal (agent_sup_start (&fx->sup, &r, &err), 0);
@@ -661,10 +717,25 @@ test_sup_usage_sampled (void **state)
   assert_int_equal (a->usage.cpu_usec, 77);
 }
 
+static bool
+starts_reach (fx_t *fx, const void *arg)
+{
+  return fake.starts >= *(const int *) arg;
+}
+
+/* DesiredAllocs starts in chunks from the loop: run it until n starts. */
+static void
+expect_starts (fx_t *fx, int n)
+{
+  if (!run_until (fx, starts_reach, &n, 3000))
+    fail_msg ("%d starts, want %d", fake.starts, n);
+  assert_int_equal (fake.starts, n);
+}
+
 static agent_alloc_req_t
 req (const char *id, const char *json)
 {
-  agent_alloc_req_t r = { id, "web", "container", json, 1 };
+  agent_alloc_req_t r = { id, "web", "container", json, 1, NULL, 0 };
   return r;
 }
 
@@ -680,13 +751,16 @@ test_sup_desired_list (void **state)
       = { req ("web-b", run), req ("web-c", done), req ("web-d", run), req ("web-d", run) };
 
   agent_sup_apply_desired (&fx->sup, first, 3);
-  assert_int_equal (fake.starts, 3);
+  /* Not from inside the call: queued for the loop. */
+  assert_int_equal (fake.starts, 0);
+  assert_string_equal (history (fx, "web-a"), "pending");
+  expect_starts (fx, 3);
   expect_history (fx, "web-c", "pending starting running exited", 3000);
 
   agent_sup_apply_desired (&fx->sup, second, 4);
   /* web-a is not listed: stopped. web-d is new: started once. web-b runs
    * on untouched. web-c exited and is listed: not restarted by the list. */
-  assert_int_equal (fake.starts, 4);
+  expect_starts (fx, 4);
   assert_int_equal (fake.kills, 1);
   expect_history (fx, "web-a", "pending starting running stopped", 3000);
   assert_string_equal (history (fx, "web-b"), "pending starting running");
@@ -726,6 +800,429 @@ test_sup_close_leaves_workloads_running (void **state)
   waitpid (pid, NULL, 0);
 }
 
+/* ---- Re-adoption ----------------------------------------------------------- */
+
+/* The supervisor goes away (agent killed) and a new one starts on the same
+ * state directory. */
+static void
+restart_supervisor (fx_t *fx)
+{
+  static const agent_sup_deps_t deps = { fake_lookup, fake_image_rootfs, NULL };
+
+  agent_sup_close (&fx->sup);
+  uv_run (&fx->loop, UV_RUN_DEFAULT);
+  fx->n_ev = 0;
+  assert_int_equal (agent_sup_init (&fx->sup, &fx->loop, fx->state_dir, NULL, &deps, on_event, fx),
+                    0);
+  agent_sup_adopt_all (&fx->sup);
+}
+
+static void
+write_exit_record (fx_t *fx, const char *id, const char *text)
+{
+  cleanup_free char *path = xasprintf ("%s/allocs/%s/exit", fx->state_dir, id);
+  FILE *f = fopen (path, "w");
+  assert_non_null (f);
+  fprintf (f, "%s\n", text);
+  fclose (f);
+}
+
+/* As if the previous agent had restarted it twice, started at a known time. */
+static void
+rewrite_record (fx_t *fx, const char *id, const char *json, uint32_t restarts, int64_t started)
+{
+  cleanup_free char *dir = xasprintf ("%s/allocs/%s", fx->state_dir, id);
+  net_port_t ports[] = { { 80, 30080, 0 }, { 53, 30053, 1 } };
+  agent_record_t r
+      = { (char *) id, (char *) "web", (char *) "container", (char *) json, 3, ports, 2,
+          restarts,    started };
+  orch_err_t err = { 0 };
+
+  assert_int_equal (agent_record_write (dir, &r, &err), 0);
+}
+
+static bool
+has_event (fx_t *fx, const void *arg)
+{
+  const char *const *want = arg; /* id, state */
+  size_t i;
+
+  for (i = 0; i < fx->n_ev; i++)
+    if (strcmp (fx->ev[i].id, want[0]) == 0 && strcmp (fx->ev[i].state, want[1]) == 0)
+      return true;
+  return false;
+}
+
+static void
+test_sup_record_written_and_read (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *j = spec_json ("busybox", "[\"sleep\"]", NULL, NULL);
+  cleanup_free char *dir = xasprintf ("%s/allocs/web-rec", fx->state_dir);
+  cleanup_free char *bad = xasprintf ("%s/allocs/web-rec/alloc.json", fx->state_dir);
+  net_port_t ports[] = { { 8080, 31000, 0 } };
+  agent_alloc_req_t r = { "web-rec", "web", "container", j, 7, ports, 1 };
+  agent_record_t rec;
+  orch_err_t err = { 0 };
+  FILE *f;
+
+  assert_int_equal (agent_sup_start (&fx->sup, &r, &err), 0);
+  /* Written at start with everything the request said. */
+  assert_int_equal (agent_record_read (dir, &rec, &err), 1);
+  assert_string_equal (rec.alloc_id, "web-rec");
+  assert_string_equal (rec.service, "web");
+  assert_string_equal (rec.isolation, "container");
+  assert_string_equal (rec.spec_json, j);
+  assert_int_equal (rec.spec_version, 7);
+  assert_int_equal (rec.n_ports, 1);
+  assert_int_equal (rec.ports[0].port, 8080);
+  assert_int_equal (rec.ports[0].host_port, 31000);
+  assert_int_equal (rec.restarts, 0);
+  assert_int_equal (rec.started_at_ms, agent_sup_find (&fx->sup, "web-rec")->started_at_ms);
+  agent_record_clear (&rec);
+
+  /* Garbage is an error, not a crash; no record is 0. */
+  f = fopen (bad, "w");
+  fputs ("{\"alloc_id\": 3}", f);
+  fclose (f);
+  assert_int_equal (agent_record_read (dir, &rec, &err), -1);
+  assert_non_null (strstr (err.msg, "alloc_id"));
+  unlink (bad);
+  assert_int_equal (agent_record_read (dir, &rec, &err), 0);
+}
+
+static void
+test_sup_adopt_running_then_supervised (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *j
+      = spec_json ("busybox", "[\"sleep\"]",
+                   "{\"policy\":\"on-failure\",\"max_restarts\":5,\"backoff\":\"10ms\"}", NULL);
+  const char *want_exit[] = { "web-ad1", "exited" };
+  agent_alloc_t *a;
+  const event_t *e;
+  pid_t pid;
+  size_t i;
+
+  assert_int_equal (start (fx, "web-ad1", j), 0);
+  a = agent_sup_find (&fx->sup, "web-ad1");
+  pid = a->proc.pid;
+  rewrite_record (fx, "web-ad1", j, 2, 1700000000000);
+
+  restart_supervisor (fx);
+  /* Running, the same process, not restarted, same counters. */
+  a = agent_sup_find (&fx->sup, "web-ad1");
+  assert_non_null (a);
+  assert_int_equal (fake.starts, 1);
+  assert_int_equal (fake.adopts, 1);
+  assert_int_equal (a->state, AGENT_ALLOC_RUNNING);
+  assert_true (a->adopted);
+  assert_int_equal (a->proc.pid, pid);
+  assert_int_equal (a->restarts, 2);
+  assert_int_equal (a->started_at_ms, 1700000000000);
+  assert_string_equal (a->proc.address, "10.88.0.3");
+  assert_int_equal (a->n_ports, 2);
+  assert_int_equal (a->ports[1].udp, 1);
+  assert_string_equal (history (fx, "web-ad1"), "running");
+  assert_int_equal (kill (pid, 0), 0);
+
+  /* It ends: seen through the pidfd, exit code from its record, and the
+   * restart policy applies as to any other. */
+  write_exit_record (fx, "web-ad1", "exited 42");
+  kill (pid, SIGKILL);
+  if (!run_until (fx, has_event, want_exit, 3000))
+    fail_msg ("no exit seen: %s", history (fx, "web-ad1"));
+  for (i = 0; i < fx->n_ev; i++)
+    if (strcmp (fx->ev[i].state, "exited") == 0)
+      break;
+  assert_int_equal (fx->ev[i].exit_code, 42);
+  assert_string_equal (fx->ev[i].reason, "");
+  expect_history (fx, "web-ad1", "running exited starting running", 3000);
+  e = last_event (fx, "web-ad1");
+  assert_int_equal (e->restarts, 3);
+  assert_int_equal (fake.starts, 2);
+  assert_true (e->pid != pid);
+  assert_false (agent_sup_find (&fx->sup, "web-ad1")->adopted);
+  waitpid (pid, NULL, 0); /* the test process is its real parent */
+}
+
+static void
+test_sup_adopt_ended_reported (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *j
+      = spec_json ("busybox", "[\"sleep\"]", "{\"policy\":\"always\",\"backoff\":\"10ms\"}", NULL);
+  cleanup_free char *k = spec_json ("busybox", "[\"sleep\"]", NULL, NULL);
+  const event_t *e;
+  pid_t pid, pid2;
+
+  assert_int_equal (start (fx, "web-gone", j), 0);
+  assert_int_equal (start (fx, "web-norec", k), 0);
+  pid = agent_sup_find (&fx->sup, "web-gone")->proc.pid;
+  pid2 = agent_sup_find (&fx->sup, "web-norec")->proc.pid;
+  /* Both ended while no agent was there. */
+  kill (pid, SIGKILL);
+  waitpid (pid, NULL, 0);
+  kill (pid2, SIGKILL);
+  waitpid (pid2, NULL, 0);
+  write_exit_record (fx, "web-gone", "signaled 15");
+  fake.adopt_gone = true;
+  restart_supervisor (fx);
+
+  /* Reported as it ended, cleaned up, and not restarted here: the scheduler
+   * decides. */
+  e = last_event (fx, "web-gone");
+  assert_non_null (e);
+  assert_string_equal (e->state, "exited");
+  assert_int_equal (e->exit_code, 143);
+  assert_string_equal (e->reason, "killed by SIGTERM");
+  assert_int_equal (fake.cleanups, 2); /* web-gone and web-norec */
+  /* A workload whose exit record is missing is failed: nothing says it
+   * succeeded. */
+  e = last_event (fx, "web-norec");
+  assert_string_equal (e->state, "failed");
+  assert_int_equal (e->exit_code, 255);
+  run_until (fx, dir_gone, "/nonexistent-never", 100);
+  assert_int_equal (fake.starts, 2);
+  assert_int_equal (fx->sup.n_allocs, 2);
+}
+
+static void
+test_sup_adopt_clears_unusable_dirs (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *old = xasprintf ("%s/allocs/web-old", fx->state_dir);
+  cleanup_free char *junk = xasprintf ("%s/allocs/web-old/log", fx->state_dir);
+  cleanup_free char *odd = xasprintf ("%s/allocs/Not_A_Label", fx->state_dir);
+  struct stat st;
+  FILE *f;
+
+  /* From an agent before re-adoption existed: no record. */
+  assert_int_equal (orch_mkdir_p (old, 0700), 0);
+  f = fopen (junk, "w");
+  fputs ("old output\n", f);
+  fclose (f);
+  assert_int_equal (orch_mkdir_p (odd, 0700), 0);
+  agent_sup_adopt_all (&fx->sup);
+  assert_int_equal (fx->sup.n_allocs, 0);
+  assert_int_equal (fx->n_ev, 0);
+  assert_int_equal (stat (old, &st), -1);
+  /* Not an allocation's name: left alone. */
+  assert_int_equal (stat (odd, &st), 0);
+}
+
+/* ---- Chunked starts ---------------------------------------------------------- */
+
+static void
+test_sup_desired_starts_in_chunks (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *run = spec_json ("busybox", "[\"sleep\"]", NULL, NULL);
+  agent_alloc_req_t reqs[40];
+  char ids[40][16];
+  int i;
+
+  for (i = 0; i < 40; i++)
+    {
+      snprintf (ids[i], sizeof (ids[i]), "web-%02d", i);
+      reqs[i] = req (ids[i], run);
+    }
+  agent_sup_apply_desired (&fx->sup, reqs, 40);
+  assert_int_equal (fake.starts, 0);
+  assert_int_equal (fx->sup.n_allocs, 40); /* known (pending) at once */
+  uv_run (&fx->loop, UV_RUN_NOWAIT);
+  /* One loop iteration starts one chunk, then lets I/O through. */
+  assert_int_equal (fake.starts, AGENT_START_CHUNK);
+  expect_starts (fx, 40);
+  /* A queued one stopped before its turn is never started. */
+  agent_sup_apply_desired (&fx->sup, reqs, 40);
+  assert_int_equal (fake.starts, 40);
+}
+
+static void
+test_sup_stop_while_queued (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *run = spec_json ("busybox", "[\"sleep\"]", NULL, NULL);
+  agent_alloc_req_t r = req ("web-q", run);
+
+  agent_sup_apply_desired (&fx->sup, &r, 1);
+  assert_int_equal (agent_sup_stop (&fx->sup, "web-q", 0), 0);
+  run_until (fx, dir_gone, "/nonexistent-never", 100);
+  assert_int_equal (fake.starts, 0);
+  assert_string_equal (history (fx, "web-q"), "pending stopped");
+}
+
+/* ---- Health ----------------------------------------------------------------- */
+
+/* A forked TCP server on 127.0.0.1: each connection gets reply (NULL:
+ * closed at once). Returns its pid; *port is where it listens. */
+static pid_t
+serve (const char *reply, uint16_t *port)
+{
+  struct sockaddr_in sa = { .sin_family = AF_INET };
+  socklen_t len = sizeof (sa);
+  int fd = socket (AF_INET, SOCK_STREAM, 0);
+  pid_t pid;
+
+  sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof (sa)), 0);
+  assert_int_equal (listen (fd, 16), 0);
+  assert_int_equal (getsockname (fd, (struct sockaddr *) &sa, &len), 0);
+  *port = ntohs (sa.sin_port);
+  pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (pid == 0)
+    for (;;)
+      {
+        char buf[512];
+        int c = accept (fd, NULL, NULL);
+        if (c < 0)
+          continue;
+        if (reply != NULL)
+          {
+            if (read (c, buf, sizeof (buf)) > 0 && write (c, reply, strlen (reply)) < 0)
+              _exit (1);
+          }
+        close (c);
+      }
+  close (fd);
+  assert_true (n_servers < 8);
+  servers[n_servers++] = pid;
+  return pid;
+}
+
+/* A port nothing listens on (bound, then closed). */
+static uint16_t
+closed_port (void)
+{
+  struct sockaddr_in sa = { .sin_family = AF_INET };
+  socklen_t len = sizeof (sa);
+  int fd = socket (AF_INET, SOCK_STREAM, 0);
+
+  sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof (sa)), 0);
+  assert_int_equal (getsockname (fd, (struct sockaddr *) &sa, &len), 0);
+  close (fd);
+  return ntohs (sa.sin_port);
+}
+
+static char *
+health_spec (const char *probe, int threshold, const char *restart)
+{
+  return xasprintf ("{\"name\":\"web\",\"image\":\"busybox\",\"resources\":{\"cpu\":\"100m\","
+                    "\"memory\":\"16Mi\"},\"command\":[\"sleep\"],\"network\":\"host\","
+                    "\"health\":{%s,\"interval\":\"50ms\",\"timeout\":\"500ms\","
+                    "\"failure_threshold\":%d},\"restart\":%s,\"stop_grace\":\"200ms\"}",
+                    probe, threshold, restart);
+}
+
+static bool
+health_is (fx_t *fx, const void *arg)
+{
+  const char *const *want = arg; /* id, health */
+  size_t i;
+
+  for (i = 0; i < fx->n_ev; i++)
+    if (strcmp (fx->ev[i].id, want[0]) == 0 && strcmp (fx->ev[i].health, want[1]) == 0)
+      return true;
+  return false;
+}
+
+static void
+test_sup_health_tcp_healthy (void **state)
+{
+  fx_t *fx = *state;
+  uint16_t port;
+  pid_t srv = serve (NULL, &port);
+  cleanup_free char *probe = xasprintf ("\"tcp\":%u", port);
+  cleanup_free char *j = health_spec (probe, 2, "{\"policy\":\"never\"}");
+  const char *want[] = { "web-h1", "healthy" };
+
+  assert_int_equal (start (fx, "web-h1", j), 0);
+  if (!run_until (fx, health_is, want, 3000))
+    fail_msg ("never healthy: %s: %s", history (fx, "web-h1"), last_event (fx, "web-h1")->reason);
+  assert_string_equal (agent_sup_find (&fx->sup, "web-h1")->health_status, "healthy");
+  assert_int_equal (agent_sup_find (&fx->sup, "web-h1")->state, AGENT_ALLOC_RUNNING);
+  assert_int_equal (fake.kills, 0);
+  kill (srv, SIGKILL);
+  waitpid (srv, NULL, 0);
+}
+
+static void
+test_sup_health_tcp_unhealthy_restarts (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *probe = xasprintf ("\"tcp\":%u", closed_port ());
+  cleanup_free char *j = health_spec (
+      probe, 2, "{\"policy\":\"on-failure\",\"max_restarts\":1,\"backoff\":\"10ms\"}");
+  const char *want[] = { "web-h2", "unhealthy" };
+  const event_t *e;
+
+  assert_int_equal (start (fx, "web-h2", j), 0);
+  if (!run_until (fx, health_is, want, 3000))
+    fail_msg ("never unhealthy: %s", history (fx, "web-h2"));
+  /* Restarted through the policy (counted), then failed again: the limit. */
+  expect_history (fx, "web-h2",
+                  "pending starting running running failed starting running running failed", 5000);
+  e = last_event (fx, "web-h2");
+  assert_int_equal (e->restarts, 1);
+  assert_string_equal (e->health, "unhealthy");
+  assert_non_null (strstr (e->reason, "unhealthy: failed 2 health checks in a row"));
+  assert_int_equal (fake.starts, 2);
+  /* Stopped as a stop is: SIGTERM first. */
+  assert_int_equal (fake.sigs[0], SIGTERM);
+}
+
+static void
+test_sup_health_http (void **state)
+{
+  fx_t *fx = *state;
+  uint16_t ok_port, bad_port;
+  pid_t ok = serve ("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", &ok_port);
+  pid_t bad = serve ("HTTP/1.0 503 Service Unavailable\r\n\r\n", &bad_port);
+  cleanup_free char *p1 = xasprintf ("\"http\":{\"port\":%u,\"path\":\"/healthz\"}", ok_port);
+  cleanup_free char *p2 = xasprintf ("\"http\":{\"port\":%u}", bad_port);
+  cleanup_free char *j1 = health_spec (p1, 1, "{\"policy\":\"never\"}");
+  cleanup_free char *j2 = health_spec (p2, 1, "{\"policy\":\"never\"}");
+  const char *want1[] = { "web-http1", "healthy" };
+  const char *want2[] = { "web-http2", "failed" };
+  const event_t *e;
+
+  assert_int_equal (start (fx, "web-http1", j1), 0);
+  assert_int_equal (start (fx, "web-http2", j2), 0);
+  if (!run_until (fx, health_is, want1, 3000))
+    fail_msg ("2xx not healthy: %s", history (fx, "web-http1"));
+  if (!run_until (fx, has_event, want2, 3000))
+    fail_msg ("5xx not failed: %s", history (fx, "web-http2"));
+  e = last_event (fx, "web-http2");
+  assert_string_equal (e->health, "unhealthy");
+  assert_non_null (strstr (e->reason, "unhealthy"));
+  kill (ok, SIGKILL);
+  kill (bad, SIGKILL);
+  waitpid (ok, NULL, 0);
+  waitpid (bad, NULL, 0);
+}
+
+static void
+test_sup_http_status_parse (void **state)
+{
+  int code = 0;
+
+  assert_int_equal (agent_health_http_status_ok ("HTTP/1.1 200 OK\r\n", 17, &code), 1);
+  assert_int_equal (code, 200);
+  assert_int_equal (agent_health_http_status_ok ("HTTP/1.0 302 Found\r\n", 20, &code), 1);
+  assert_int_equal (agent_health_http_status_ok ("HTTP/1.1 404 Not Found", 22, &code), 0);
+  assert_int_equal (code, 404);
+  assert_int_equal (agent_health_http_status_ok ("HTTP/1.1 199 x", 14, &code), 0);
+  assert_int_equal (agent_health_http_status_ok ("HTTP/1.1 2", 10, &code), -1);
+  assert_int_equal (agent_health_http_status_ok ("HTT", 3, &code), -1);
+  assert_int_equal (agent_health_http_status_ok ("SSH-2.0-OpenSSH\r\n", 17, &code), 0);
+  assert_int_equal (agent_health_http_status_ok ("HTTP/1.1 abc\r\n", 14, &code), 0);
+}
+
 static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_sup_start_then_stop, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_exit_code_and_on_failure_restarts, setup, teardown),
@@ -747,6 +1244,16 @@ static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_sup_usage_sampled, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_desired_list, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_close_leaves_workloads_running, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_record_written_and_read, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_adopt_running_then_supervised, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_adopt_ended_reported, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_adopt_clears_unusable_dirs, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_desired_starts_in_chunks, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_stop_while_queued, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_health_tcp_healthy, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_health_tcp_unhealthy_restarts, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_health_http, setup, teardown),
+  cmocka_unit_test (test_sup_http_status_parse),
 };
 
 ORCH_TEST_MAIN (tests)
