@@ -59,6 +59,8 @@ typedef struct agent_config_s
   char *bridge_subnet;   /* CIDR, default "10.88.0.0/24" */
   int64_t log_max_size;  /* bytes before an allocation's log is rotated; 0 = never */
   int64_t log_max_files; /* the log and its rotated copies, 1..100 */
+  int64_t image_budget;  /* bytes the image store may use before unused images go; 0 = no GC */
+  char *insecure_registry; /* "host[:port]" that may be pulled from over plain http, or NULL */
 } agent_config_t;
 
 typedef enum

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent_internal.h"
+#include "image.h"
 #include "orch_log.h"
 #include "orch_quantity.h"
 #include "orch_util.h"
@@ -100,12 +101,85 @@ agent__probe_runtimes (agent_t *a)
     orch_warn ("no runtime is available on this node: it will accept no allocation");
 }
 
+/* Pulls for the supervisor (in the thread pool): the image if missing,
+ * with the registry this node may speak plain http to. */
+static int
+agent__image_ensure (void *ctx, const char *state_dir, const char *ref, const volatile int *cancel,
+                     char **rootfs, orch_err_t *err)
+{
+  agent_t *a = ctx;
+  const char *insecure[2] = { a->cfg->insecure_registry, NULL };
+  image_pull_opts_t opts = {
+    .policy = IMAGE_PULL_IF_MISSING,
+    .insecure_registries = insecure,
+    .cancel = cancel,
+  };
+  return image_ensure (state_dir, ref, &opts, rootfs, err);
+}
+
+/* ---- Image GC ------------------------------------------------------------ */
+
+#define AGENT_GC_EVERY_MS (10 * 60 * 1000)
+
+typedef struct agent_gc_s
+{
+  uv_work_t work;
+  agent_t *agent;
+  char **in_use; /* images of every allocation the node holds */
+  size_t n_in_use;
+  image_gc_stats_t stats;
+  orch_err_t err;
+  int status;
+} agent_gc_t;
+
+static void
+agent__gc_work (uv_work_t *w)
+{
+  agent_gc_t *g = w->data;
+  g->status = image_gc (g->agent->cfg->state_dir, (uint64_t) g->agent->cfg->image_budget,
+                        (const char *const *) g->in_use, g->n_in_use, &g->stats, &g->err);
+}
+
+static void
+agent__gc_done (uv_work_t *w, int status)
+{
+  agent_gc_t *g = w->data;
+  g->agent->gc_busy = false;
+  if (status == 0 && g->status < 0 && g->err.code != EAGAIN)
+    orch_warn ("image garbage collection: %s", g->err.msg);
+  for (size_t i = 0; i < g->n_in_use; i++)
+    free (g->in_use[i]);
+  free (g->in_use);
+  free (g);
+}
+
+static void
+agent__on_gc_timer (uv_timer_t *t)
+{
+  agent_t *a = t->data;
+  if (a->gc_busy || a->shutting_down)
+    return;
+  agent_gc_t *g = xcalloc (1, sizeof *g);
+  g->agent = a;
+  g->in_use = xcalloc (a->sup.n_allocs + 1, sizeof (char *));
+  for (size_t i = 0; i < a->sup.n_allocs; i++)
+    if (a->sup.allocs[i]->spec_ok)
+      g->in_use[g->n_in_use++] = xstrdup (a->sup.allocs[i]->spec.image);
+  g->work.data = g;
+  if (uv_queue_work (a->loop, &g->work, agent__gc_work, agent__gc_done) == 0)
+    a->gc_busy = true;
+  else
+    agent__gc_done (&g->work, 0);
+}
+
 agent_t *
 agent_new (uv_loop_t *loop, const agent_config_t *cfg, orch_err_t *err)
 {
   agent_sup_deps_t deps = {
     .lookup = agent__lookup_runtime,
     .image_rootfs = image_rootfs,
+    .image_present = image_present,
+    .image_ensure = agent__image_ensure,
   };
   cleanup_free char *allocs_dir = NULL;
   char cpu_buf[32], mem_buf[32];
@@ -165,6 +239,10 @@ agent_new (uv_loop_t *loop, const agent_config_t *cfg, orch_err_t *err)
   uv_timer_init (loop, &a->retry_timer);
   uv_timer_init (loop, &a->hello_timer);
   uv_timer_init (loop, &a->heartbeat_timer);
+  uv_timer_init (loop, &a->gc_timer);
+  a->gc_timer.data = a;
+  if (cfg->image_budget > 0)
+    uv_timer_start (&a->gc_timer, agent__on_gc_timer, AGENT_GC_EVERY_MS, AGENT_GC_EVERY_MS);
   uv_signal_init (loop, &a->sigterm);
   uv_signal_init (loop, &a->sigint);
   a->sigterm.data = a;
@@ -220,6 +298,7 @@ agent_shutdown (agent_t *a, const char *why)
   uv_close ((uv_handle_t *) &a->retry_timer, NULL);
   uv_close ((uv_handle_t *) &a->hello_timer, NULL);
   uv_close ((uv_handle_t *) &a->heartbeat_timer, NULL);
+  uv_close ((uv_handle_t *) &a->gc_timer, NULL);
   uv_close ((uv_handle_t *) &a->sigterm, NULL);
   uv_close ((uv_handle_t *) &a->sigint, NULL);
   if (a->sup_ready)

@@ -26,6 +26,7 @@ static const char agent__usage[]
       "               [--heartbeat-interval DURATION] [--log-level LEVEL]\n"
       "               [--bridge NAME] [--bridge-subnet CIDR]\n"
       "               [--log-max-size SIZE] [--log-max-files N]\n"
+      "               [--image-budget SIZE] [--insecure-registry HOST[:PORT]]\n"
       "    orch-agent --help | --version\n"
       "\n"
       "DESCRIPTION\n"
@@ -106,6 +107,15 @@ static const char agent__usage[]
       "        Files kept per allocation, the live log included (log, log.1,\n"
       "        ...), 1 to 100. Default: 3.\n"
       "\n"
+      "    --image-budget SIZE\n"
+      "        Disk the image store may use. Every 10 minutes, images no\n"
+      "        allocation uses are removed, least recently used first, until\n"
+      "        the store is under the budget. 0 turns this off. Default: 20Gi.\n"
+      "\n"
+      "    --insecure-registry HOST[:PORT]\n"
+      "        A registry that may be pulled from over plain http when https\n"
+      "        cannot connect (loopback registries always may).\n"
+      "\n"
       "    -h, --help\n"
       "        Print this help and exit.\n"
       "\n"
@@ -156,6 +166,7 @@ agent_config_clear (agent_config_t *cfg)
   free (cfg->cgroup_parent);
   free (cfg->join_token);
   free (cfg->advertise_address);
+  free (cfg->insecure_registry);
   free (cfg->bridge);
   free (cfg->bridge_subnet);
   memset (cfg, 0, sizeof (*cfg));
@@ -364,6 +375,8 @@ typedef enum
   AGENT__F_BRIDGE_SUBNET,
   AGENT__F_LOG_MAX_SIZE,
   AGENT__F_LOG_MAX_FILES,
+  AGENT__F_IMAGE_BUDGET,
+  AGENT__F_INSECURE_REGISTRY,
   AGENT__F_HELP,
   AGENT__F_VERSION,
 } agent__flag_id_t;
@@ -389,6 +402,8 @@ static const struct
   { "--bridge-subnet", AGENT__F_BRIDGE_SUBNET, true },
   { "--log-max-size", AGENT__F_LOG_MAX_SIZE, true },
   { "--log-max-files", AGENT__F_LOG_MAX_FILES, true },
+  { "--image-budget", AGENT__F_IMAGE_BUDGET, true },
+  { "--insecure-registry", AGENT__F_INSECURE_REGISTRY, true },
   { "--help", AGENT__F_HELP, false },
   { "-h", AGENT__F_HELP, false },
   { "--version", AGENT__F_VERSION, false },
@@ -554,6 +569,22 @@ agent__apply_flag (agent__flag_id_t id, const char *name, const char *v, agent_c
         return 0;
       }
 
+    case AGENT__F_IMAGE_BUDGET:
+      if (orch_parse_memory_bytes (v, &cfg->image_budget) < 0 || cfg->image_budget < 0)
+        return orch_err_set (err, EINVAL,
+                             "--image-budget: \"%s\" is not a size; use Mi or Gi (20Gi), or 0 "
+                             "to keep every image",
+                             v);
+      return 0;
+
+    case AGENT__F_INSECURE_REGISTRY:
+      if (*v == '\0' || strlen (v) > 255 || strpbrk (v, "/ \t") != NULL)
+        return orch_err_set (err, EINVAL,
+                             "--insecure-registry: \"%s\" is not HOST or HOST:PORT", v);
+      free (cfg->insecure_registry);
+      cfg->insecure_registry = xstrdup (v);
+      return 0;
+
     case AGENT__F_HELP:
     case AGENT__F_VERSION:
       break;
@@ -578,6 +609,7 @@ agent__config_parse (int argc, char *const *argv, const char *env_join_token, ag
   cfg->bridge_subnet = xstrdup (AGENT_DEFAULT_BRIDGE_SUBNET);
   cfg->log_max_size = 10 * 1024 * 1024;
   cfg->log_max_files = 3;
+  cfg->image_budget = 20LL * 1024 * 1024 * 1024;
 
   for (i = 1; i < argc; i++)
     {

@@ -144,6 +144,7 @@ int agent_logs_rotate (const char *path, uint64_t max_size, int max_files);
 typedef enum
 {
   AGENT_ALLOC_PENDING = 0,
+  AGENT_ALLOC_PULLING, /* its image is being fetched from a registry */
   AGENT_ALLOC_STARTING,
   AGENT_ALLOC_RUNNING,
   AGENT_ALLOC_EXITED,
@@ -195,6 +196,7 @@ typedef struct agent_alloc_s
   int64_t grace_ms;
   agent_timer_kind_t timer_kind;
   bool forgotten; /* removed from the table, waiting for the timer's close */
+  struct agent_pull_s *pull; /* the image pull in flight, or NULL */
   bool queued;    /* added by a DesiredAllocs, waiting for its turn to start */
 
   /* Re-adopted after an agent restart: not our child, so its end is seen
@@ -312,6 +314,12 @@ typedef struct agent_sup_deps_s
   /* image_rootfs() of rt.h. */
   char *(*image_rootfs) (const char *state_dir, const char *image, orch_err_t *err);
   void *ctx; /* passed to lookup */
+  /* image.h's image_present and image_ensure; NULL = images are never
+   * pulled (every image must be in the store already). image_ensure
+   * blocks and runs in the thread pool; ctx is the one above. */
+  bool (*image_present) (const char *state_dir, const char *ref);
+  int (*image_ensure) (void *ctx, const char *state_dir, const char *ref,
+                       const volatile int *cancel, char **rootfs, orch_err_t *err);
 } agent_sup_deps_t;
 
 /* Called on every state change of a, at once (the session sends an
@@ -462,6 +470,9 @@ struct agent_s
   /* CPU rate from successive parent samples. */
   int64_t last_cpu_usec;
   int64_t last_cpu_mono_ms;
+
+  uv_timer_t gc_timer; /* image GC under --image-budget */
+  bool gc_busy;
 
   uv_signal_t sigterm;
   uv_signal_t sigint;

@@ -26,6 +26,8 @@ agent_alloc_state_name (agent_alloc_state_t s)
     {
     case AGENT_ALLOC_PENDING:
       return "pending";
+    case AGENT_ALLOC_PULLING:
+      return "pulling";
     case AGENT_ALLOC_STARTING:
       return "starting";
     case AGENT_ALLOC_RUNNING:
@@ -310,23 +312,106 @@ agent__save_record (agent_sup_t *sup, agent_alloc_t *a, const char *alloc_dir)
                a->id, err.msg);
 }
 
+/* An image pull in the thread pool. It outlives its allocation if that is
+ * stopped meanwhile: the allocation sets cancel and forgets it, and the
+ * completion finds no allocation of that id waiting for it. */
+typedef struct agent_pull_s
+{
+  uv_work_t work;
+  agent_sup_t *sup;
+  char *alloc_id;
+  char *state_dir;
+  char *ref;
+  volatile int cancel;
+  char *rootfs;
+  orch_err_t err;
+  int status;
+} agent_pull_t;
+
+static void agent__launch_rootfs (agent_sup_t *sup, agent_alloc_t *a, char *rootfs);
+
+static void
+agent__pull_work (uv_work_t *w)
+{
+  agent_pull_t *p = w->data;
+  p->status = p->sup->deps.image_ensure (p->sup->deps.ctx, p->state_dir, p->ref, &p->cancel,
+                                         &p->rootfs, &p->err);
+}
+
+static void
+agent__pull_done (uv_work_t *w, int status)
+{
+  agent_pull_t *p = w->data;
+  agent_sup_t *sup = p->sup;
+  agent_alloc_t *a = sup->closing ? NULL : agent_sup_find (sup, p->alloc_id);
+  if (a != NULL && a->pull == p)
+    {
+      a->pull = NULL;
+      if (status < 0 || p->status < 0)
+        {
+          agent__set_reason (a, "pull %s: %s", a->spec.image,
+                             status < 0 ? uv_strerror (status) : p->err.msg);
+          agent__start_failed (sup, a);
+        }
+      else
+        {
+          orch_info ("alloc %s: image %s pulled", a->id, a->spec.image);
+          agent__transition (sup, a, AGENT_ALLOC_STARTING);
+          agent__launch_rootfs (sup, a, TAKE_PTR (p->rootfs));
+        }
+    }
+  free (p->rootfs);
+  free (p->alloc_id);
+  free (p->state_dir);
+  free (p->ref);
+  free (p);
+}
+
+/* Cancels a's pull, if any (its completion then finds nobody waiting). */
+static void
+agent__pull_abandon (agent_alloc_t *a)
+{
+  if (a->pull == NULL)
+    return;
+  a->pull->cancel = 1;
+  a->pull = NULL;
+}
+
 static void
 agent__launch (agent_sup_t *sup, agent_alloc_t *a)
 {
   orch_err_t err = { 0 };
-  cleanup_free char *rootfs = NULL;
-  cleanup_free char *alloc_dir = NULL;
-  cleanup_free char *log_path = NULL;
-  rt_proc_t proc = { 0 };
-  rt_alloc_t ra;
-  int r;
+  char *rootfs = NULL;
 
   a->exit_code = 0;
   a->killed = false;
   agent__set_reason (a, "%s", "");
   memset (&a->usage, 0, sizeof (a->usage));
-  agent__transition (sup, a, AGENT_ALLOC_STARTING);
 
+  /* An image that is not in the store yet is pulled off the loop. */
+  if (sup->deps.image_present && sup->deps.image_ensure
+      && !sup->deps.image_present (sup->env.state_dir, a->spec.image))
+    {
+      agent_pull_t *p = xcalloc (1, sizeof *p);
+      p->sup = sup;
+      p->alloc_id = xstrdup (a->id);
+      p->state_dir = xstrdup (sup->env.state_dir);
+      p->ref = xstrdup (a->spec.image);
+      p->work.data = p;
+      int r = uv_queue_work (sup->loop, &p->work, agent__pull_work, agent__pull_done);
+      if (r == 0)
+        {
+          a->pull = p;
+          orch_info ("alloc %s: pulling image %s", a->id, a->spec.image);
+          agent__transition (sup, a, AGENT_ALLOC_PULLING);
+          return;
+        }
+      free (p->alloc_id);
+      free (p->state_dir);
+      free (p->ref);
+      free (p);
+    }
+  agent__transition (sup, a, AGENT_ALLOC_STARTING);
   rootfs = sup->deps.image_rootfs (sup->env.state_dir, a->spec.image, &err);
   if (rootfs == NULL)
     {
@@ -334,6 +419,21 @@ agent__launch (agent_sup_t *sup, agent_alloc_t *a)
       agent__start_failed (sup, a);
       return;
     }
+  agent__launch_rootfs (sup, a, rootfs);
+}
+
+/* Starts a on its image's root filesystem (taken over). */
+static void
+agent__launch_rootfs (agent_sup_t *sup, agent_alloc_t *a, char *rootfs_owned)
+{
+  orch_err_t err = { 0 };
+  cleanup_free char *rootfs = rootfs_owned;
+  cleanup_free char *alloc_dir = NULL;
+  cleanup_free char *log_path = NULL;
+  rt_proc_t proc = { 0 };
+  rt_alloc_t ra;
+  int r;
+
   alloc_dir = xasprintf ("%s/allocs/%s", sup->env.state_dir, a->id);
   r = orch_mkdir_p (alloc_dir, 0700);
   if (r < 0)
@@ -658,6 +758,7 @@ agent_sup_stop (agent_sup_t *sup, const char *id, int64_t grace_ms)
   uv_timer_stop (&a->timer);
   a->timer_kind = AGENT_TIMER_NONE;
   agent_health_stop (a);
+  agent__pull_abandon (a);
 
   if (a->state == AGENT_ALLOC_RUNNING && a->proc.pid > 0)
     {

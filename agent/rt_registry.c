@@ -1,4 +1,4 @@
-/* Runtimes by name. "microvm" joins "container" here when it exists. */
+/* Runtimes by name. */
 #include <stddef.h>
 #include <string.h>
 
@@ -7,6 +7,7 @@
 
 static const rt_ops_t *const rt_all[] = {
   &rt_container_ops,
+  &rt_microvm_ops,
 };
 
 const rt_ops_t *

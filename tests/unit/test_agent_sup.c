@@ -190,6 +190,25 @@ fake_image_rootfs (const char *state_dir, const char *image, orch_err_t *err)
   return xstrdup ("/fake/images/rootfs");
 }
 
+/* Images named "remote/..." are not in the store: they are pulled, and
+ * "remote/broken" fails to pull. */
+static bool
+fake_image_present (const char *state_dir, const char *ref)
+{
+  return strncmp (ref, "remote/", 7) != 0;
+}
+
+static int
+fake_image_ensure (void *ctx, const char *state_dir, const char *ref, const volatile int *cancel,
+                   char **rootfs, orch_err_t *err)
+{
+  usleep (20 * 1000); /* in the thread pool: the loop goes on meanwhile */
+  if (strcmp (ref, "remote/broken") == 0)
+    return orch_err_set (err, EIO, "pull %s: blob sha256:ab: digest mismatch", ref);
+  *rootfs = xstrdup ("/fake/images/rootfs"); /* what fake_start expects */
+  return 0;
+}
+
 /* ---- Recorded events -------------------------------------------------------- */
 
 typedef struct
@@ -264,7 +283,8 @@ last_event (fx_t *fx, const char *id)
 static int
 setup (void **state)
 {
-  static const agent_sup_deps_t deps = { fake_lookup, fake_image_rootfs, NULL };
+  static const agent_sup_deps_t deps
+      = { .lookup = fake_lookup, .image_rootfs = fake_image_rootfs, .ctx = NULL };
   fx_t *fx = calloc (1, sizeof (*fx));
 
   orch_log_init ("test", ORCH_LOG_ERROR);
@@ -644,6 +664,27 @@ test_sup_missing_image_fails (void **state)
   assert_int_equal (fake.starts, 0);
 }
 
+/* An image not in the store is pulled off the loop, shown as "pulling". */
+static void
+test_sup_pulls_missing_image (void **state)
+{
+  fx_t *fx = *state;
+  static const agent_sup_deps_t deps = { .lookup = fake_lookup,
+                                         .image_rootfs = fake_image_rootfs,
+                                         .image_present = fake_image_present,
+                                         .image_ensure = fake_image_ensure };
+  fx->sup.deps = deps;
+  cleanup_free char *ok = spec_json ("remote/app", NULL, "{\"policy\":\"never\"}", NULL);
+  cleanup_free char *bad = spec_json ("remote/broken", NULL, "{\"policy\":\"never\"}", NULL);
+
+  assert_int_equal (start (fx, "web-00000020", ok), 0);
+  assert_int_equal (start (fx, "web-00000021", bad), 0);
+  expect_history (fx, "web-00000020", "pending pulling starting running", 3000);
+  expect_history (fx, "web-00000021", "pending pulling failed", 3000);
+  assert_string_equal (last_event (fx, "web-00000021")->reason,
+                       "pull remote/broken: pull remote/broken: blob sha256:ab: digest mismatch");
+}
+
 static void
 test_sup_start_failure_follows_restart_policy (void **state)
 {
@@ -807,7 +848,8 @@ test_sup_close_leaves_workloads_running (void **state)
 static void
 restart_supervisor (fx_t *fx)
 {
-  static const agent_sup_deps_t deps = { fake_lookup, fake_image_rootfs, NULL };
+  static const agent_sup_deps_t deps
+      = { .lookup = fake_lookup, .image_rootfs = fake_image_rootfs, .ctx = NULL };
 
   agent_sup_close (&fx->sup);
   uv_run (&fx->loop, UV_RUN_DEFAULT);
@@ -1237,6 +1279,7 @@ static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_sup_stop_uses_spec_grace, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_bad_spec_fails, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_missing_image_fails, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_pulls_missing_image, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_start_failure_follows_restart_policy, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_unknown_runtime_fails, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_refuses_unsafe_ids, setup, teardown),
