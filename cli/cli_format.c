@@ -204,8 +204,47 @@ cli_json_alloc (const Orch__AllocInfo *a)
   json_object_set_new (s, "started_at_ms", json_integer (st != NULL ? st->started_at_ms : 0));
   json_object_set_new (s, "finished_at_ms", json_integer (st != NULL ? st->finished_at_ms : 0));
   json_object_set_new (s, "restarts", json_integer (st != NULL ? st->restarts : 0));
+  json_object_set_new (s, "address", cli__jstr (st != NULL ? st->address : ""));
+  json_object_set_new (s, "health", cli__jstr (st != NULL ? st->health : ""));
+  json_object_set_new (s, "vmm", cli__jstr (st != NULL ? st->vmm : ""));
+  json_object_set_new (s, "guest_kernel", cli__jstr (st != NULL ? st->guest_kernel : ""));
   json_object_set_new (o, "status", s);
+  json_object_set_new (o, "node_address", cli__jstr (a->node_address));
+  json_t *ports = json_array ();
+  for (size_t i = 0; i < a->n_ports; i++)
+    {
+      const Orch__PortMapping *p = a->ports[i];
+      json_t *pj = json_pack ("{s:o, s:I, s:I, s:o}", "name", cli__jstr (p->name), "port",
+                              (json_int_t) p->port, "host_port", (json_int_t) p->host_port,
+                              "protocol", cli__jstr (p->protocol));
+      /* Where a client reaches it: the node's address and the host port. */
+      if (p->host_port && a->node_address && *a->node_address)
+        json_object_set_new (pj, "endpoint",
+                             json_sprintf ("%s:%u", a->node_address, (unsigned) p->host_port));
+      json_array_append_new (ports, pj);
+    }
+  json_object_set_new (o, "ports", ports);
   return o;
+}
+
+/* "node-ip:host_port->port" for each published port, or "-". Caller frees. */
+static char *
+cli__alloc_ports (const Orch__AllocInfo *a)
+{
+  if (a->n_ports == 0)
+    return xstrdup ("-");
+  char *out = xstrdup ("");
+  for (size_t i = 0; i < a->n_ports; i++)
+    {
+      const Orch__PortMapping *p = a->ports[i];
+      char *next = xasprintf ("%s%s%s:%u->%u%s", out, i ? "," : "",
+                              a->node_address && *a->node_address ? a->node_address : "?",
+                              (unsigned) p->host_port, (unsigned) p->port,
+                              p->protocol && strcmp (p->protocol, "udp") == 0 ? "/udp" : "");
+      free (out);
+      out = next;
+    }
+  return out;
 }
 
 json_t *
@@ -416,7 +455,7 @@ cli_print_allocs (FILE *out, const Orch__GetReply *r, cli_output_t o, int64_t no
   cleanup_free Orch__AllocInfo **v
       = (Orch__AllocInfo **) cli__sorted ((void *const *) r->allocs, r->n_allocs, cli__cmp_alloc);
   static const char *const headers[] = { "ID",  "SERVICE", "NODE", "ISOLATION", "STATE", "EXIT",
-                                         "CPU", "MEM",     "AGE",  "PID",       "REASON" };
+                                         "CPU", "MEM",     "AGE",  "PORTS",     "PID",   "REASON" };
   cli_table_t t;
 
   if (o == CLI_OUT_JSON)
@@ -427,12 +466,13 @@ cli_print_allocs (FILE *out, const Orch__GetReply *r, cli_output_t o, int64_t no
       cli_json_print (out, json_pack ("{s:o}", "allocs", arr));
       return;
     }
-  cli_table_init (&t, o == CLI_OUT_WIDE ? 11 : 9, headers);
+  cli_table_init (&t, o == CLI_OUT_WIDE ? 12 : 10, headers);
   for (size_t i = 0; i < r->n_allocs; i++)
     {
       const Orch__AllocInfo *a = v[i];
       const Orch__AllocStatus *st = a->status;
       char ex[16], cpu[32], mem[32], age[32], pid[24];
+      cleanup_free char *ports = cli__alloc_ports (a);
       const char *row[] = {
         a->alloc_id,
         a->service,
@@ -444,6 +484,7 @@ cli_print_allocs (FILE *out, const Orch__GetReply *r, cli_output_t o, int64_t no
         st != NULL && st->memory_bytes > 0 ? orch_fmt_memory (st->memory_bytes, mem, sizeof (mem))
                                            : "-",
         cli_fmt_age (now_ms, a->created_at_ms, age, sizeof (age)),
+        ports,
         st != NULL && st->pid > 0 ? cli__u64 ((uint64_t) st->pid, pid, sizeof (pid)) : "-",
         cli__alloc_reason (a),
       };
@@ -625,6 +666,46 @@ cli_print_describe (FILE *out, const Orch__ServiceInfo *s, const Orch__GetReply 
     }
   cli_table_print (&t, out, "  ");
   cli_table_free (&t);
+
+  /* What only some allocations have: an address, published ports, a health
+   * state, a VMM and guest kernel. */
+  bool details = false;
+  for (size_t i = 0; i < r->n_allocs; i++)
+    {
+      const Orch__AllocInfo *a = v[i];
+      const Orch__AllocStatus *st = a->status;
+      bool has = a->n_ports > 0
+                 || (st != NULL
+                     && ((st->address && *st->address) || (st->health && *st->health)
+                         || (st->vmm && *st->vmm)));
+      if (!has)
+        continue;
+      if (!details)
+        fputs ("Details:\n", out);
+      details = true;
+      const char *sep = " ";
+      fprintf (out, "  %s:", a->alloc_id);
+      if (st != NULL && st->address && *st->address)
+        {
+          fprintf (out, "%saddress %s", sep, st->address);
+          sep = ", ";
+        }
+      if (a->n_ports > 0)
+        {
+          cleanup_free char *ports = cli__alloc_ports (a);
+          fprintf (out, "%sports %s", sep, ports);
+          sep = ", ";
+        }
+      if (st != NULL && st->health && *st->health)
+        {
+          fprintf (out, "%s%s", sep, st->health);
+          sep = ", ";
+        }
+      if (st != NULL && st->vmm && *st->vmm)
+        fprintf (out, "%svmm %s, guest kernel %s", sep, st->vmm,
+                 st->guest_kernel && *st->guest_kernel ? st->guest_kernel : "?");
+      fputc ('\n', out);
+    }
 
   for (size_t i = 0; i < r->n_allocs; i++)
     {

@@ -88,6 +88,8 @@ typedef struct allocs_s
   Orch__AllocStatus st1, st2, st3;
   Orch__AllocInfo a1, a2, a3, a4;
   Orch__AllocInfo *list[4];
+  Orch__PortMapping port1;
+  Orch__PortMapping *ports1[1];
   Orch__GetReply reply;
 } allocs_t;
 
@@ -127,6 +129,16 @@ allocs_init (allocs_t *x)
   x->a1.status = &x->st1;
   x->a1.spec_version = 4;
   x->a1.created_at_ms = NOW_MS - 45 * 1000;
+  /* One published port: shown where a client reaches it. */
+  orch__port_mapping__init (&x->port1);
+  x->port1.name = "http";
+  x->port1.port = 8080;
+  x->port1.host_port = 30001;
+  x->port1.protocol = "tcp";
+  x->ports1[0] = &x->port1;
+  x->a1.ports = x->ports1;
+  x->a1.n_ports = 1;
+  x->a1.node_address = "10.0.0.1";
 
   x->a2 = ainit;
   x->a2.alloc_id = "web-ffff0000";
@@ -381,14 +393,15 @@ test_allocs_table (void **state)
   assert_string_equal (
       out,
       "ID             SERVICE   NODE             ISOLATION   STATE      EXIT   CPU     MEM     "
-      "AGE\n"
-      "api-12345678   api       n2               microvm     stopping   -      -       -       3d\n"
+      "AGE   PORTS\n"
+      "api-12345678   api       n2               microvm     stopping   -      -       -       3d    "
+      "-\n"
       "web-00000001   web       n1               container   pending    -      -       -       "
-      "10m\n"
+      "10m   -\n"
       "web-0a1b2c3d   web       n1               container   running    -      1.25s   3.5Mi   "
-      "45s\n"
+      "45s   10.0.0.1:30001->8080\n"
       "web-ffff0000   web       node-long-name   container   exited     3      1m15s   -       "
-      "3h\n");
+      "3h    -\n");
   free (out);
 }
 
@@ -405,19 +418,19 @@ test_allocs_wide (void **state)
   out = cap_close (&c);
   /* REASON: the agent's reason when there is one, else the placement's. */
   assert_string_equal (out, "ID             SERVICE   NODE             ISOLATION   STATE      EXIT "
-                            "  CPU     MEM     AGE   "
+                            "  CPU     MEM     AGE   PORTS                  "
                             "PID    REASON\n"
                             "api-12345678   api       n2               microvm     stopping   -    "
-                            "  -       -       3d    "
+                            "  -       -       3d    -                      "
                             "-      tenant acme shares n2's kernel\n"
                             "web-00000001   web       n1               container   pending    -    "
-                            "  -       -       10m   "
+                            "  -       -       10m   -                      "
                             "-      -\n"
                             "web-0a1b2c3d   web       n1               container   running    -    "
-                            "  1.25s   3.5Mi   45s   "
+                            "  1.25s   3.5Mi   45s   10.0.0.1:30001->8080   "
                             "4242   best fit\n"
                             "web-ffff0000   web       node-long-name   container   exited     3    "
-                            "  1m15s   -       3h    "
+                            "  1m15s   -       3h    -                      "
                             "-      exited with code 3\n");
   free (out);
 }
@@ -447,20 +460,26 @@ test_allocs_json (void **state)
                             "      \"desired\": \"run\",\n"
                             "      \"isolation\": \"container\",\n"
                             "      \"node\": \"n1\",\n"
+                            "      \"node_address\": \"\",\n"
+                            "      \"ports\": [],\n"
                             "      \"reason\": \"\",\n"
                             "      \"service\": \"web\",\n"
                             "      \"spec_version\": 4,\n"
                             "      \"status\": {\n"
+                            "        \"address\": \"\",\n"
                             "        \"alloc_id\": \"web-00000001\",\n"
                             "        \"cpu_usec\": 0,\n"
                             "        \"exit_code\": 0,\n"
                             "        \"finished_at_ms\": 0,\n"
+                            "        \"guest_kernel\": \"\",\n"
+                            "        \"health\": \"\",\n"
                             "        \"memory_bytes\": 0,\n"
                             "        \"pid\": 0,\n"
                             "        \"reason\": \"\",\n"
                             "        \"restarts\": 0,\n"
                             "        \"started_at_ms\": 0,\n"
-                            "        \"state\": \"pending\"\n"
+                            "        \"state\": \"pending\",\n"
+                            "        \"vmm\": \"\"\n"
                             "      }\n"
                             "    }\n"
                             "  ]\n"
@@ -616,6 +635,8 @@ test_describe_service (void **state)
       "  web-00000001   n1               container   pending   -      0          10m   -\n"
       "  web-0a1b2c3d   n1               container   running   -      1          45s   best fit\n"
       "  web-ffff0000   node-long-name   container   exited    3      0          3h    best fit\n"
+      "Details:\n"
+      "  web-0a1b2c3d: ports 10.0.0.1:30001->8080\n"
       "Problems:\n"
       "  web-ffff0000: exited: exited with code 3\n");
   free (out);
