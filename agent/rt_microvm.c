@@ -243,7 +243,10 @@ mv_root_disk (const rt_env_t *env, const char *rootfs, orch_err_t *err)
    * VM's private layer; the file is sparse, so free space costs nothing). */
   int64_t bytes = mv_walk_bytes + mv_walk_bytes / 4 + mv_walk_inodes * 512 + (256LL << 20);
   int64_t inodes = mv_walk_inodes * 2 + 65536;
-  cleanup_free char *tmp = xasprintf ("%s/.tmp-%d-%s", dir, (int) getpid (), prefix);
+  /* Unique per process and call: two starts of one image may race. */
+  static unsigned seq;
+  cleanup_free char *tmp = xasprintf ("%s/.tmp-%d-%u-%s", dir, (int) getpid (),
+                                      __atomic_add_fetch (&seq, 1, __ATOMIC_RELAXED), prefix);
   unlink (tmp);
   char size_arg[32], inodes_arg[32];
   snprintf (size_arg, sizeof size_arg, "%" PRId64 "k", bytes / 1024);
@@ -662,8 +665,8 @@ mv_spawn (const char *bin, char **argv, const char *out_path, const char *tmpdir
  * it came (*ms: from spawn to marker), 0 when the VM hung or died, -1 with
  * err when the test could not be set up. */
 int
-rt_microvm_boot_test (const char *state_dir, vmm_accel_t accel, int timeout_ms, double *ms,
-                      orch_err_t *err)
+rt_microvm_boot_test (const char *state_dir, vmm_accel_t accel, int64_t mem_bytes, int timeout_ms,
+                      double *ms, orch_err_t *err)
 {
   rt_env_t env = { .state_dir = state_dir };
   mv_kernel_t k = { 0 };
@@ -704,7 +707,7 @@ rt_microvm_boot_test (const char *state_dir, vmm_accel_t accel, int timeout_ms, 
     .exit_path = exitp,
     .ctl_path = ctl,
     .vcpus = 1,
-    .mem_bytes = MV_PROBE_MEM,
+    .mem_bytes = mem_bytes > 0 ? mem_bytes : MV_PROBE_MEM,
     .accel = accel,
   };
   argv = vmm_qemu_ops.argv (&l, err);
@@ -790,7 +793,7 @@ mv_accel (const rt_env_t *env, const mv_kernel_t *k, vmm_accel_t *out, orch_err_
   if (ok < 0)
     {
       orch_err_t terr = { 0 };
-      int r = rt_microvm_boot_test (env->state_dir, VMM_ACCEL_KVM, MV_KVM_TEST_MS, NULL, &terr);
+      int r = rt_microvm_boot_test (env->state_dir, VMM_ACCEL_KVM, 0, MV_KVM_TEST_MS, NULL, &terr);
       if (r < 0)
         {
           if (err != NULL)

@@ -92,12 +92,13 @@ int rt_microvm_overhead (const char *alloc_dir, int64_t *out, orch_err_t *err);
 int64_t rt_microvm_reserve (const char *state_dir, int vcpus);
 
 /* Boots the guest kernel in <state_dir>/guest-kernel (or
- * $ORCH_GUEST_KERNEL_DIR) with orch-init in probe mode under accel and waits
- * up to timeout_ms for its marker. 1: booted (*ms = spawn to marker), 0: hung
- * or died, -1 with err: could not try. The runtime uses it to decide whether
- * KVM really works; the benchmark times a bare boot with it. */
-int rt_microvm_boot_test (const char *state_dir, vmm_accel_t accel, int timeout_ms, double *ms,
-                          orch_err_t *err);
+ * $ORCH_GUEST_KERNEL_DIR) with orch-init in probe mode under accel, with
+ * mem_bytes of guest memory (0: 96 MiB), and waits up to timeout_ms for its
+ * marker. 1: booted (*ms = spawn to marker), 0: hung or died, -1 with err:
+ * could not try. The runtime uses it to decide whether KVM really works; the
+ * benchmark times a bare boot with it. */
+int rt_microvm_boot_test (const char *state_dir, vmm_accel_t accel, int64_t mem_bytes,
+                          int timeout_ms, double *ms, orch_err_t *err);
 
 /* "kvm" / "tcg" */
 const char *vmm_accel_name (vmm_accel_t accel);
