@@ -61,6 +61,7 @@ typedef struct agent_config_s
   int64_t log_max_files; /* the log and its rotated copies, 1..100 */
   int64_t image_budget;  /* bytes the image store may use before unused images go; 0 = no GC */
   char *insecure_registry; /* "host[:port]" that may be pulled from over plain http, or NULL */
+  char *guest_kernel_dir;  /* microVM guest kernels, or NULL: <state-dir>/guest-kernel */
 } agent_config_t;
 
 typedef enum

@@ -190,6 +190,12 @@ agent_new (uv_loop_t *loop, const agent_config_t *cfg, orch_err_t *err)
   size_t i;
   int r;
 
+  /* The microvm runtime finds its kernels through the environment (so that
+   * tests and tools share one way); set it before the runtimes are probed,
+   * while the agent still has one thread. */
+  if (cfg->guest_kernel_dir)
+    setenv ("ORCH_GUEST_KERNEL_DIR", cfg->guest_kernel_dir, 1);
+
   a = xcalloc (1, sizeof (*a));
   deps.ctx = a;
   a->loop = loop;

@@ -27,6 +27,7 @@ static const char agent__usage[]
       "               [--bridge NAME] [--bridge-subnet CIDR]\n"
       "               [--log-max-size SIZE] [--log-max-files N]\n"
       "               [--image-budget SIZE] [--insecure-registry HOST[:PORT]]\n"
+      "               [--guest-kernel-dir DIR]\n"
       "    orch-agent --help | --version\n"
       "\n"
       "DESCRIPTION\n"
@@ -112,6 +113,12 @@ static const char agent__usage[]
       "        allocation uses are removed, least recently used first, until\n"
       "        the store is under the budget. 0 turns this off. Default: 20Gi.\n"
       "\n"
+      "    --guest-kernel-dir DIR\n"
+      "        Where microVM guest kernels are (as deploy/fetch-guest-kernel.sh\n"
+      "        leaves them: DIR/current names the version). The microvm runtime is\n"
+      "        offered only when a kernel is there and QEMU can boot it.\n"
+      "        Default: STATE_DIR/guest-kernel.\n"
+      "\n"
       "    --insecure-registry HOST[:PORT]\n"
       "        A registry that may be pulled from over plain http when https\n"
       "        cannot connect (loopback registries always may).\n"
@@ -167,6 +174,7 @@ agent_config_clear (agent_config_t *cfg)
   free (cfg->join_token);
   free (cfg->advertise_address);
   free (cfg->insecure_registry);
+  free (cfg->guest_kernel_dir);
   free (cfg->bridge);
   free (cfg->bridge_subnet);
   memset (cfg, 0, sizeof (*cfg));
@@ -377,6 +385,7 @@ typedef enum
   AGENT__F_LOG_MAX_FILES,
   AGENT__F_IMAGE_BUDGET,
   AGENT__F_INSECURE_REGISTRY,
+  AGENT__F_GUEST_KERNEL_DIR,
   AGENT__F_HELP,
   AGENT__F_VERSION,
 } agent__flag_id_t;
@@ -404,6 +413,7 @@ static const struct
   { "--log-max-files", AGENT__F_LOG_MAX_FILES, true },
   { "--image-budget", AGENT__F_IMAGE_BUDGET, true },
   { "--insecure-registry", AGENT__F_INSECURE_REGISTRY, true },
+  { "--guest-kernel-dir", AGENT__F_GUEST_KERNEL_DIR, true },
   { "--help", AGENT__F_HELP, false },
   { "-h", AGENT__F_HELP, false },
   { "--version", AGENT__F_VERSION, false },
@@ -582,7 +592,15 @@ agent__apply_flag (agent__flag_id_t id, const char *name, const char *v, agent_c
         return orch_err_set (err, EINVAL,
                              "--insecure-registry: \"%s\" is not HOST or HOST:PORT", v);
       free (cfg->insecure_registry);
+  free (cfg->guest_kernel_dir);
       cfg->insecure_registry = xstrdup (v);
+      return 0;
+
+    case AGENT__F_GUEST_KERNEL_DIR:
+      if (v[0] != '/')
+        return orch_err_set (err, EINVAL, "--guest-kernel-dir: \"%s\" is not an absolute path", v);
+      free (cfg->guest_kernel_dir);
+      cfg->guest_kernel_dir = xstrdup (v);
       return 0;
 
     case AGENT__F_HELP:

@@ -467,9 +467,12 @@ struct agent_s
   size_t cap_follows;
   net_t *net;
 
-  /* CPU rate from successive parent samples. */
+  /* CPU rate from successive parent samples, and the last sample sent. */
   int64_t last_cpu_usec;
   int64_t last_cpu_mono_ms;
+  int64_t last_usage_mono_ms;
+  int64_t usage_memory_bytes;
+  int64_t usage_cpu_milli;
 
   uv_timer_t gc_timer; /* image GC under --image-budget */
   bool gc_busy;
@@ -488,5 +491,6 @@ void agent_session_stop (agent_t *a);
 void agent_session_alloc_event (agent_t *a, const agent_alloc_t *al);
 
 #define AGENT_MAX_FOLLOWS 64
+#define AGENT_USAGE_EVERY_MS 10000 /* cgroup usage sampling period */
 
 #endif

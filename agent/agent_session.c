@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent_internal.h"
+#include "vmm.h"
 #include "orch_log.h"
 #include "orch_quantity.h"
 #include "orch_util.h"
@@ -252,6 +253,12 @@ agent__send_register (agent_t *a)
   reg.n_allocs = agent__all_statuses (a, &st, &st_ptrs);
   reg.allocs = st_ptrs;
   reg.agent_version = (char *) ORCH_AGENT_VERSION;
+  /* What each microVM costs beyond its guest memory: the reserve its cgroup
+   * gets (never below the VMM's measured use), so the scheduler charges what
+   * the node actually holds back. */
+  for (size_t r = 0; r < a->n_runtimes; r++)
+    if (strcmp (a->runtimes[r], "microvm") == 0)
+      reg.vmm_overhead_bytes = rt_microvm_reserve (a->cfg->state_dir, 1);
 
   env.msg_case = ORCH__ENVELOPE__MSG_NODE_REGISTER;
   env.node_register = &reg;
@@ -277,18 +284,29 @@ agent__on_heartbeat (uv_timer_t *t)
     return;
   /* A SIGCHLD can be coalesced with another; a periodic sweep catches it. */
   agent_sup_reap (&a->sup);
-  agent_sup_sample_usage (&a->sup);
-  if (a->cg != NULL && a->cg->ops->parent_usage (a->cg, &u, &err) == 0)
+  /* Usage is read from cgroupfs, one lookup per file per allocation: at
+   * hundreds of allocations that dominates an idle agent's CPU. Heartbeats
+   * keep their pace (liveness), usage is sampled every AGENT_USAGE_EVERY_MS
+   * and the last sample is sent in between. */
+  int64_t now = orch_now_mono_ms ();
+  if (a->last_usage_mono_ms == 0 || now - a->last_usage_mono_ms >= AGENT_USAGE_EVERY_MS)
     {
-      int64_t now = orch_now_mono_ms ();
-      usage.memory_bytes = u.memory_bytes;
-      /* CPU usage is a rate: microseconds of CPU per millisecond of wall
-       * time are millicores. */
-      if (a->last_cpu_mono_ms > 0 && now > a->last_cpu_mono_ms && u.cpu_usec >= a->last_cpu_usec)
-        usage.cpu_milli = (u.cpu_usec - a->last_cpu_usec) / (now - a->last_cpu_mono_ms);
-      a->last_cpu_usec = u.cpu_usec;
-      a->last_cpu_mono_ms = now;
+      a->last_usage_mono_ms = now;
+      agent_sup_sample_usage (&a->sup);
+      if (a->cg != NULL && a->cg->ops->parent_usage (a->cg, &u, &err) == 0)
+        {
+          a->usage_memory_bytes = u.memory_bytes;
+          /* CPU usage is a rate: microseconds of CPU per millisecond of wall
+           * time are millicores. */
+          if (a->last_cpu_mono_ms > 0 && now > a->last_cpu_mono_ms
+              && u.cpu_usec >= a->last_cpu_usec)
+            a->usage_cpu_milli = (u.cpu_usec - a->last_cpu_usec) / (now - a->last_cpu_mono_ms);
+          a->last_cpu_usec = u.cpu_usec;
+          a->last_cpu_mono_ms = now;
+        }
     }
+  usage.memory_bytes = a->usage_memory_bytes;
+  usage.cpu_milli = a->usage_cpu_milli;
   hb.usage = &usage;
   hb.n_allocs = agent__all_statuses (a, &st, &st_ptrs);
   hb.allocs = st_ptrs;
