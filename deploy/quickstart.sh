@@ -20,6 +20,8 @@ API=127.0.0.1:7700
 AGENT_PORT=7701
 NODE=${ORCH_QUICKSTART_NODE:-node1}
 CGROUP_PARENT=orch-quickstart
+KERNEL_CACHE=${ORCH_VM_CACHE:-/var/cache/orch}
+BRIDGE=orchqs0
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -79,18 +81,32 @@ up() {
     --api-listen "$API" --agent-listen "127.0.0.1:$AGENT_PORT"
   wait_for 20 orch-scheduler "$BIN/orchctl" --server "$API" get nodes
 
+  say "Fetching the microVM guest kernel (Debian's cloud kernel, into $KERNEL_CACHE)"
+  vm_args=()
+  if "$ROOT/deploy/fetch-guest-kernel.sh" "$KERNEL_CACHE" >/dev/null; then
+    vm_args=(--guest-kernel-dir "$KERNEL_CACHE/guest-kernel")
+    echo "   guest kernel $(cat "$KERNEL_CACHE/guest-kernel/current")"
+  else
+    echo "   could not fetch it: this node will run containers only"
+  fi
+
   say "Starting orch-agent as node $NODE"
   start_bg agent env ORCH_INIT_PATH="$BIN/orch-init" "$BIN/orch-agent" \
     --scheduler "127.0.0.1:$AGENT_PORT" --node-id "$NODE" --labels "zone=local" \
-    --state-dir "$STATE/agent" --cgroup-parent "$CGROUP_PARENT"
+    --state-dir "$STATE/agent" --cgroup-parent "$CGROUP_PARENT" --bridge "$BRIDGE" "${vm_args[@]}"
   wait_for 20 "node $NODE" sh -c "'$BIN/orchctl' --server '$API' get nodes | grep -q '^$NODE .*ready'"
 
   say "Importing the busybox image (from Debian's busybox-static)"
   "$ROOT/deploy/make-busybox-image.sh" "$STATE/busybox.tar" >/dev/null
   "$BIN/orchctl" image import busybox "$STATE/busybox.tar" --state-dir "$STATE/agent"
 
-  say "Applying deploy/examples/hello.json"
+  say "Applying deploy/examples/hello.json (containers)"
   "$BIN/orchctl" --server "$API" apply -f "$ROOT/deploy/examples/hello.json" --wait
+  if "$BIN/orchctl" --server "$API" get nodes | grep -q "^$NODE .*microvm"; then
+    say "Applying deploy/examples/hello-vm.json (a microVM: its own kernel; a few seconds to boot without KVM)"
+    "$BIN/orchctl" --server "$API" apply -f "$ROOT/deploy/examples/hello-vm.json" --wait --wait-timeout 120s ||
+      echo "   the microVM did not come up; see $STATE/logs/agent.log"
+  fi
 
   echo
   "$BIN/orchctl" --server "$API" get allocs
@@ -133,6 +149,13 @@ down() {
     done
     rmdir "$hier" 2>/dev/null || true
   done
+  # The node network the agent made: taps and veths left on the bridge, the
+  # bridge, and the nftables table.
+  for l in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+    ip link del "$l" 2>/dev/null || true
+  done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  nft delete table ip orch 2>/dev/null || true
   # Overlay mounts of workloads that were killed above.
   { grep -o " $STATE/[^ ]*" /proc/self/mountinfo || true; } | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done

@@ -20,6 +20,8 @@ IT_DIR=
 IT_AGENTS=()
 IT_NETNS=()
 IT_CGROUP_PARENTS=()
+IT_BRIDGES=()      # bridges of agents in this host's network namespace
+IT_NFT_WAS_THERE=1 # whether table ip orch existed before the test
 
 itest_init() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -30,6 +32,7 @@ itest_init() {
     [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: build first"; exit 1; }
   done
   IT_DIR=$(mktemp -d /tmp/orch-it.XXXXXX)
+  nft list table ip orch >/dev/null 2>&1 || IT_NFT_WAS_THERE=0
   trap itest_cleanup EXIT
   trap 'exit 1' INT TERM
 }
@@ -81,9 +84,18 @@ itest_start_agent() {
   local parent="orch-it-$$-$node"
   mkdir -p "$IT_DIR/$node"
   IT_CGROUP_PARENTS+=("$parent")
+  local net_args=()
+  if [ -z "$netns" ] && [[ " ${IT_AGENT_ARGS:-} " != *" --bridge "* ]]; then
+    # An agent in this host's namespace gets a bridge and subnet of this
+    # test's own, removed at the end.
+    local n=${#IT_BRIDGES[@]}
+    local br="oit$(( $$ % 10000 ))b$n"
+    IT_BRIDGES+=("$br")
+    net_args=(--bridge "$br" --bridge-subnet "10.$(( 64 + $$ % 128 )).$(( 200 + n )).0/24")
+  fi
   local cmd=("$BIN/orch-agent" --scheduler "$sched:$IT_AGENT_PORT" --node-id "$node"
              --state-dir "$IT_DIR/$node" --cgroup-parent "$parent" --heartbeat-interval 1s
-             ${IT_AGENT_ARGS:-})
+             "${net_args[@]}" ${IT_AGENT_ARGS:-})
   if [ -n "$netns" ]; then
     # nsenter, not `ip netns exec`: that also remounts /sys, hiding the cgroup
     # mounts the agent needs. Only the network namespace changes.
@@ -139,6 +151,13 @@ itest_cleanup() {
   done
   etcd_stop 2>/dev/null
   for ns in "${IT_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  for br in "${IT_BRIDGES[@]}"; do
+    for l in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+      ip link del "$l" 2>/dev/null
+    done
+    ip link del "$br" 2>/dev/null
+  done
+  [ "$IT_NFT_WAS_THERE" = 0 ] && nft delete table ip orch 2>/dev/null
   if [ -n "$IT_DIR" ] && [ -d "$IT_DIR" ]; then
     grep -o " $IT_DIR/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
     if [ $rc -ne 0 ] && [ -n "${ORCH_KEEP_TEST_DIR:-}" ]; then
