@@ -64,5 +64,7 @@ done
 orchctl delete service site > /dev/null
 wait_until 15 "port closed after delete" \
   sh -c "! nsenter --net=/var/run/netns/$client_ns curl -sf --max-time 1 http://$net.3.1:$host_port/"
-ip netns exec "$node_ns" nft list table ip orch 2>/dev/null | grep -q "$alloc" && fail "DNAT rule left after delete"
+# The agent removes the forwarding rules once the workload has exited.
+wait_until 15 "DNAT rules removed after delete" \
+  sh -c "! ip netns exec $node_ns nft list table ip orch 2>/dev/null | grep -q $alloc"
 echo PASS
