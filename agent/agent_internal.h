@@ -473,6 +473,7 @@ struct agent_s
   int64_t last_usage_mono_ms;
   int64_t usage_memory_bytes;
   int64_t usage_cpu_milli;
+  int64_t vmm_overhead_measured; /* mean over running microVMs, 0 when none */
 
   uv_timer_t gc_timer; /* image GC under --image-budget */
   bool gc_busy;

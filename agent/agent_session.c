@@ -268,6 +268,29 @@ agent__send_register (agent_t *a)
                 orch_fmt_memory (cap.memory_bytes, mem_buf, sizeof (mem_buf)), addr, reg.n_allocs);
 }
 
+/* The mean VMM overhead of the running microVMs (what each costs beyond
+ * its guest memory), reported so that the scheduler can charge it. */
+static void
+agent__measure_vmm_overhead (agent_t *a)
+{
+  int64_t sum = 0, n = 0;
+  for (size_t i = 0; i < a->sup.n_allocs; i++)
+    {
+      const agent_alloc_t *al = a->sup.allocs[i];
+      if (al->state != AGENT_ALLOC_RUNNING || al->rt == NULL || strcmp (al->rt->name, "microvm") != 0)
+        continue;
+      cleanup_free char *dir = xasprintf ("%s/allocs/%s", a->cfg->state_dir, al->id);
+      int64_t bytes = 0;
+      orch_err_t err = { 0 };
+      if (rt_microvm_overhead (dir, &bytes, &err) == 0 && bytes > 0)
+        {
+          sum += bytes;
+          n++;
+        }
+    }
+  a->vmm_overhead_measured = n > 0 ? sum / n : 0;
+}
+
 static void
 agent__on_heartbeat (uv_timer_t *t)
 {
@@ -293,6 +316,7 @@ agent__on_heartbeat (uv_timer_t *t)
     {
       a->last_usage_mono_ms = now;
       agent_sup_sample_usage (&a->sup);
+      agent__measure_vmm_overhead (a);
       if (a->cg != NULL && a->cg->ops->parent_usage (a->cg, &u, &err) == 0)
         {
           a->usage_memory_bytes = u.memory_bytes;
@@ -308,6 +332,7 @@ agent__on_heartbeat (uv_timer_t *t)
   usage.memory_bytes = a->usage_memory_bytes;
   usage.cpu_milli = a->usage_cpu_milli;
   hb.usage = &usage;
+  hb.vmm_overhead_bytes = a->vmm_overhead_measured;
   hb.n_allocs = agent__all_statuses (a, &st, &st_ptrs);
   hb.allocs = st_ptrs;
   env.msg_case = ORCH__ENVELOPE__MSG_HEARTBEAT;

@@ -312,19 +312,21 @@ agent__save_record (agent_sup_t *sup, agent_alloc_t *a, const char *alloc_dir)
                a->id, err.msg);
 }
 
-/* An image pull in the thread pool. It outlives its allocation if that is
- * stopped meanwhile: the allocation sets cancel and forgets it, and the
- * completion finds no allocation of that id waiting for it. */
+/* Work done in the thread pool before a start: pulling the image when it is
+ * not in the store, then the runtime's prepare (a microVM's root disk). It
+ * outlives its allocation if that is stopped meanwhile: the allocation sets
+ * cancel and forgets it, and the completion finds nobody waiting for it. */
 typedef struct agent_pull_s
 {
   uv_work_t work;
   agent_sup_t *sup;
+  const rt_ops_t *rt;
   char *alloc_id;
-  char *state_dir;
-  char *ref;
+  char *ref;  /* image to pull, NULL when it is in the store */
   volatile int cancel;
-  char *rootfs;
+  char *rootfs; /* in: when not pulling; out: the image's root filesystem */
   orch_err_t err;
+  const char *step; /* what failed: "pull" or "prepare" */
   int status;
 } agent_pull_t;
 
@@ -334,8 +336,20 @@ static void
 agent__pull_work (uv_work_t *w)
 {
   agent_pull_t *p = w->data;
-  p->status = p->sup->deps.image_ensure (p->sup->deps.ctx, p->state_dir, p->ref, &p->cancel,
-                                         &p->rootfs, &p->err);
+  agent_sup_t *sup = p->sup;
+  if (p->ref != NULL)
+    {
+      p->step = "pull";
+      p->status = sup->deps.image_ensure (sup->deps.ctx, sup->env.state_dir, p->ref, &p->cancel,
+                                          &p->rootfs, &p->err);
+      if (p->status < 0)
+        return;
+    }
+  if (p->rt->prepare != NULL && !p->cancel)
+    {
+      p->step = "prepare";
+      p->status = p->rt->prepare (&sup->env, p->rootfs, &p->err);
+    }
 }
 
 static void
@@ -349,20 +363,21 @@ agent__pull_done (uv_work_t *w, int status)
       a->pull = NULL;
       if (status < 0 || p->status < 0)
         {
-          agent__set_reason (a, "pull %s: %s", a->spec.image,
+          agent__set_reason (a, "%s %s: %s", p->step, a->spec.image,
                              status < 0 ? uv_strerror (status) : p->err.msg);
           agent__start_failed (sup, a);
         }
       else
         {
-          orch_info ("alloc %s: image %s pulled", a->id, a->spec.image);
-          agent__transition (sup, a, AGENT_ALLOC_STARTING);
+          if (p->ref != NULL)
+            orch_info ("alloc %s: image %s pulled", a->id, a->spec.image);
+          if (a->state != AGENT_ALLOC_STARTING)
+            agent__transition (sup, a, AGENT_ALLOC_STARTING);
           agent__launch_rootfs (sup, a, TAKE_PTR (p->rootfs));
         }
     }
   free (p->rootfs);
   free (p->alloc_id);
-  free (p->state_dir);
   free (p->ref);
   free (p);
 }
@@ -375,6 +390,28 @@ agent__pull_abandon (agent_alloc_t *a)
     return;
   a->pull->cancel = 1;
   a->pull = NULL;
+}
+
+/* Queues the thread-pool part of a start; false when it could not be. */
+static bool
+agent__queue_prepare (agent_sup_t *sup, agent_alloc_t *a, const char *ref, char *rootfs)
+{
+  agent_pull_t *p = xcalloc (1, sizeof *p);
+  p->sup = sup;
+  p->rt = a->rt;
+  p->alloc_id = xstrdup (a->id);
+  p->ref = ref ? xstrdup (ref) : NULL;
+  p->rootfs = rootfs;
+  p->work.data = p;
+  if (uv_queue_work (sup->loop, &p->work, agent__pull_work, agent__pull_done) < 0)
+    {
+      free (p->alloc_id);
+      free (p->ref);
+      free (p);
+      return false;
+    }
+  a->pull = p;
+  return true;
 }
 
 static void
@@ -392,24 +429,12 @@ agent__launch (agent_sup_t *sup, agent_alloc_t *a)
   if (sup->deps.image_present && sup->deps.image_ensure
       && !sup->deps.image_present (sup->env.state_dir, a->spec.image))
     {
-      agent_pull_t *p = xcalloc (1, sizeof *p);
-      p->sup = sup;
-      p->alloc_id = xstrdup (a->id);
-      p->state_dir = xstrdup (sup->env.state_dir);
-      p->ref = xstrdup (a->spec.image);
-      p->work.data = p;
-      int r = uv_queue_work (sup->loop, &p->work, agent__pull_work, agent__pull_done);
-      if (r == 0)
+      if (agent__queue_prepare (sup, a, a->spec.image, NULL))
         {
-          a->pull = p;
           orch_info ("alloc %s: pulling image %s", a->id, a->spec.image);
           agent__transition (sup, a, AGENT_ALLOC_PULLING);
           return;
         }
-      free (p->alloc_id);
-      free (p->state_dir);
-      free (p->ref);
-      free (p);
     }
   agent__transition (sup, a, AGENT_ALLOC_STARTING);
   rootfs = sup->deps.image_rootfs (sup->env.state_dir, a->spec.image, &err);
@@ -419,6 +444,9 @@ agent__launch (agent_sup_t *sup, agent_alloc_t *a)
       agent__start_failed (sup, a);
       return;
     }
+  /* A runtime with slow preparation (a microVM's disk) gets it off the loop. */
+  if (a->rt->prepare != NULL && agent__queue_prepare (sup, a, NULL, rootfs))
+    return;
   agent__launch_rootfs (sup, a, rootfs);
 }
 

@@ -65,6 +65,11 @@ typedef struct rt_ops_s
    * with err when alloc_dir says nothing usable. */
   int (*adopt) (rt_env_t *env, const char *alloc_id, const char *alloc_dir, rt_proc_t *out,
                 orch_err_t *err);
+  /* Optional (NULL when a runtime has nothing to prepare): slow, blocking
+   * work for a root filesystem that start() would otherwise do on the
+   * agent's loop (the microVM runtime builds the image's disk once). The
+   * agent runs it in its thread pool before start(); thread-safe. */
+  int (*prepare) (rt_env_t *env, const char *rootfs, orch_err_t *err);
 } rt_ops_t;
 
 /* The exit record the workload's init leaves in <alloc_dir>/exit when the

@@ -1082,6 +1082,14 @@ fail:
  * through the guest init (the ctl FIFO, read by QEMU and passed on the
  * orch.ctl port). A request made while the guest still boots waits in the
  * FIFO and is delivered as soon as the workload runs. */
+/* Builds (or finds) the image's root disk, so that start() finds it cached. */
+static int
+rt_microvm_prepare (rt_env_t *env, const char *rootfs, orch_err_t *err)
+{
+  cleanup_free char *disk = mv_root_disk (env, rootfs, err);
+  return disk ? 0 : -1;
+}
+
 static int
 rt_microvm_kill (rt_env_t *env, const char *alloc_id, const rt_proc_t *p, int sig, orch_err_t *err)
 {
@@ -1215,4 +1223,5 @@ const rt_ops_t rt_microvm_ops = {
   .usage = rt_microvm_usage,
   .cleanup = rt_microvm_cleanup,
   .adopt = rt_microvm_adopt,
+  .prepare = rt_microvm_prepare,
 };

@@ -234,7 +234,7 @@ handle_register (sched_conn_t *c, uint64_t request_id, Orch__NodeRegister *r)
       else if (strcmp (r->runtimes[i], "microvm") == 0)
         n->rt_microvm = true;
     }
-  n->vmm_overhead_bytes = r->vmm_overhead_bytes;
+  n->vmm_overhead_bytes = n->vmm_overhead_registered = r->vmm_overhead_bytes;
   snprintf (n->cgroup_version, sizeof n->cgroup_version, "%s", r->cgroup_version);
   n->last_heartbeat_ms = orch_now_mono_ms ();
   char cpu[32], mem[32];
@@ -266,6 +266,17 @@ handle_heartbeat (sched_conn_t *c, Orch__Heartbeat *hb)
     {
       n->used_memory_bytes = hb->usage->memory_bytes;
       n->used_cpu_milli = hb->usage->cpu_milli;
+    }
+  /* A microVM is charged the larger of what the node holds back for its
+   * VMM (registered) and what its VMMs are measured to use. */
+  int64_t overhead = hb->vmm_overhead_bytes > n->vmm_overhead_registered
+                         ? hb->vmm_overhead_bytes
+                         : n->vmm_overhead_registered;
+  if (overhead != n->vmm_overhead_bytes)
+    {
+      n->vmm_overhead_bytes = overhead;
+      if (n->place_id != PLACE_NODE_NONE)
+        place_node_set_vmm_overhead (s->cluster, n->place_id, overhead);
     }
   if (s->loaded)
     {

@@ -97,7 +97,8 @@ typedef struct sched_node_s
   int64_t used_memory_bytes;  /* measured */
   int64_t last_cpu_usec;
   int64_t last_cpu_sample_ms;
-  int64_t vmm_overhead_bytes;
+  int64_t vmm_overhead_bytes;      /* charged per microVM beyond its memory */
+  int64_t vmm_overhead_registered; /* the reserve the agent registered with */
   bool rt_container;
   bool rt_microvm;
   bool draining;
