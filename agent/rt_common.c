@@ -295,3 +295,26 @@ rt__hosts_file (const char *hostname, const char *address)
                     "%s\t%s\n",
                     address != NULL && address[0] != '\0' ? address : "127.0.1.1", hostname);
 }
+
+bool
+rt__valid_id (const char *id)
+{
+  size_t len = id != NULL ? strlen (id) : 0;
+  if (len == 0 || len > 253 || id[0] == '.' || id[0] == '-')
+    return false;
+  for (const char *p = id; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+          || *p == '-' || *p == '.' || *p == '_'))
+      return false;
+  return true;
+}
+
+bool
+rt__env_has (char *const *env, const char *key)
+{
+  size_t klen = strlen (key);
+  for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+    if (strncmp (env[i], key, klen) == 0 && env[i][klen] == '=')
+      return true;
+  return false;
+}

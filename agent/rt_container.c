@@ -691,28 +691,6 @@ rt_child_run (rt_child_t *c)
 
 /* ---- the parent ---- */
 
-static bool
-rt_valid_id (const char *id)
-{
-  size_t len = id != NULL ? strlen (id) : 0;
-  if (len == 0 || len > 253 || id[0] == '.' || id[0] == '-')
-    return false;
-  for (const char *p = id; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
-          || *p == '-' || *p == '.' || *p == '_'))
-      return false;
-  return true;
-}
-
-static bool
-rt_env_has (char *const *env, const char *key)
-{
-  size_t klen = strlen (key);
-  for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-    if (strncmp (env[i], key, klen) == 0 && env[i][klen] == '=')
-      return true;
-  return false;
-}
 
 static void rt_pool_fill (const char *state_dir);
 
@@ -1120,7 +1098,7 @@ rt_container_start (rt_env_t *env, const rt_alloc_t *a, rt_proc_t *out, orch_err
 {
   if (env == NULL || env->cg == NULL || a == NULL || a->spec == NULL || out == NULL)
     return orch_err_set (err, EINVAL, "container start: missing arguments");
-  if (!rt_valid_id (a->alloc_id))
+  if (!rt__valid_id (a->alloc_id))
     return orch_err_set (err, EINVAL, "container start: invalid allocation id \"%s\"",
                          a->alloc_id != NULL ? a->alloc_id : "");
   if (a->rootfs == NULL || a->alloc_dir == NULL || a->log_path == NULL)
@@ -1205,11 +1183,11 @@ rt_container_start (rt_env_t *env, const rt_alloc_t *a, rt_proc_t *out, orch_err
   if (nenv > 0)
     memcpy (envp, spec->env, nenv * sizeof (char *));
   size_t ne = nenv;
-  if (!rt_env_has (spec->env, "PATH"))
+  if (!rt__env_has (spec->env, "PATH"))
     envp[ne++] = (char *) "PATH=" RT_DEFAULT_PATH;
-  if (!rt_env_has (spec->env, "HOSTNAME"))
+  if (!rt__env_has (spec->env, "HOSTNAME"))
     envp[ne++] = env_host;
-  if (!rt_env_has (spec->env, "HOME"))
+  if (!rt__env_has (spec->env, "HOME"))
     envp[ne++] = (char *) "HOME=/root";
 
   cleanup_free char *init_path = rt__init_path ();
@@ -1570,7 +1548,7 @@ rt_container_cleanup (rt_env_t *env, const char *alloc_id, orch_err_t *err)
 {
   if (env == NULL || env->cg == NULL || env->state_dir == NULL)
     return orch_err_set (err, EINVAL, "cleanup: missing state dir or cgroup manager");
-  if (!rt_valid_id (alloc_id))
+  if (!rt__valid_id (alloc_id))
     return orch_err_set (err, EINVAL, "cleanup: invalid allocation id \"%s\"",
                          alloc_id != NULL ? alloc_id : "");
   int ret = env->cg->ops->destroy (env->cg, alloc_id, err);

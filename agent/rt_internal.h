@@ -62,4 +62,10 @@ char *rt__resolv_conf (const char *host, bool own_netns);
  * when address is NULL or ""). Caller frees. */
 char *rt__hosts_file (const char *hostname, const char *address);
 
+/* An allocation id usable as a directory, cgroup and host name:
+ * [A-Za-z0-9._-], not starting with '.' or '-', at most 253 bytes. */
+bool rt__valid_id (const char *id);
+/* True if the NULL-terminated "KEY=VALUE" list env sets key. */
+bool rt__env_has (char *const *env, const char *key);
+
 #endif

@@ -460,28 +460,6 @@ fail:
 
 /* ---- helpers ---- */
 
-static bool
-mv_valid_id (const char *id)
-{
-  size_t len = id != NULL ? strlen (id) : 0;
-  if (len == 0 || len > 253 || id[0] == '.' || id[0] == '-')
-    return false;
-  for (const char *p = id; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
-          || *p == '-' || *p == '.' || *p == '_'))
-      return false;
-  return true;
-}
-
-static bool
-mv_env_has (char *const *env, const char *key)
-{
-  size_t klen = strlen (key);
-  for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-    if (strncmp (env[i], key, klen) == 0 && env[i][klen] == '=')
-      return true;
-  return false;
-}
 
 static char *
 mv_alloc_dir (const rt_env_t *env, const char *alloc_id)
@@ -856,7 +834,7 @@ rt_microvm_start (rt_env_t *env, const rt_alloc_t *a, rt_proc_t *out, orch_err_t
   if (env == NULL || env->cg == NULL || env->state_dir == NULL || a == NULL || a->spec == NULL
       || out == NULL)
     return orch_err_set (err, EINVAL, "microvm start: missing arguments");
-  if (!mv_valid_id (a->alloc_id))
+  if (!rt__valid_id (a->alloc_id))
     return orch_err_set (err, EINVAL, "microvm start: invalid allocation id \"%s\"",
                          a->alloc_id != NULL ? a->alloc_id : "");
   if (a->rootfs == NULL || a->alloc_dir == NULL || a->log_path == NULL)
@@ -893,11 +871,11 @@ rt_microvm_start (rt_env_t *env, const rt_alloc_t *a, rt_proc_t *out, orch_err_t
   if (nenv > 0)
     memcpy (envp, spec->env, nenv * sizeof (char *));
   size_t ne = nenv;
-  if (!mv_env_has (spec->env, "PATH"))
+  if (!rt__env_has (spec->env, "PATH"))
     envp[ne++] = (char *) "PATH=" MV_DEFAULT_PATH;
-  if (!mv_env_has (spec->env, "HOSTNAME"))
+  if (!rt__env_has (spec->env, "HOSTNAME"))
     envp[ne++] = env_host;
-  if (!mv_env_has (spec->env, "HOME"))
+  if (!rt__env_has (spec->env, "HOME"))
     envp[ne++] = (char *) "HOME=/root";
 
   mv_kernel_t k = { 0 };
@@ -1095,7 +1073,7 @@ rt_microvm_kill (rt_env_t *env, const char *alloc_id, const rt_proc_t *p, int si
 {
   if (p == NULL || p->pid <= 0 || env == NULL || env->state_dir == NULL)
     return orch_err_set (err, EINVAL, "kill %s: no process", alloc_id != NULL ? alloc_id : "");
-  if (!mv_valid_id (alloc_id))
+  if (!rt__valid_id (alloc_id))
     return orch_err_set (err, EINVAL, "kill: invalid allocation id");
   if (sig == SIGKILL || sig == 0)
     {
@@ -1129,7 +1107,7 @@ rt_microvm_cleanup (rt_env_t *env, const char *alloc_id, orch_err_t *err)
 {
   if (env == NULL || env->cg == NULL || env->state_dir == NULL)
     return orch_err_set (err, EINVAL, "cleanup: missing state dir or cgroup manager");
-  if (!mv_valid_id (alloc_id))
+  if (!rt__valid_id (alloc_id))
     return orch_err_set (err, EINVAL, "cleanup: invalid allocation id \"%s\"",
                          alloc_id != NULL ? alloc_id : "");
   /* The cgroup's destroy SIGKILLs a VMM still in it. */
