@@ -661,53 +661,6 @@ test_external_changes_followed (void **state)
  * agent is told to stop the allocation whose record is gone (a StopAlloc
  * or a DesiredAllocs without it): otherwise it runs on unaccounted. */
 static void
-test_external_alloc_delete_replaced (void **state)
-{
-  stu_fx_t *fx = *state;
-  stu_sched_start (fx);
-  stu_peer_t *agent = stu_agent (fx, "n1", 4000, 4 * GIB, NULL, 0);
-  stu_peer_t *cli = stu_cli (fx);
-  char *spec = svc_json (fx, "web", 2, "100m", "1000", "");
-  Orch__ApplyReply *ar = stu_expect_apply (stu_apply (cli, spec));
-  char *gone = stu_strdup (fx, ar->placements[0]->alloc_id);
-  char *kept = stu_strdup (fx, ar->placements[1]->alloc_id);
-  assert_true (stu_wait_count (agent, ORCH__ENVELOPE__MSG_START_ALLOC, 2, STU_WAIT_MS));
-  stu_clear (agent);
-
-  stu_store_delete (fx, fx->store, stu_keep (fx, xasprintf ("/orch/allocs/web/%s", gone)));
-  if (!stu_wait_count (agent, ORCH__ENVELOPE__MSG_START_ALLOC, 1, STU_WAIT_MS))
-    fail_msg ("the allocation deleted in the store was not replaced");
-  Orch__GetReply *gr = stu_expect_get (stu_get (cli, "allocs", NULL));
-  assert_int_equal (gr->n_allocs, 2);
-  assert_null (stu_find_alloc (gr, gone));
-  assert_non_null (stu_find_alloc (gr, kept));
-
-  stu_run_for (fx, 100);
-  bool told = false;
-  for (size_t i = 0; i < stu_count (agent, ORCH__ENVELOPE__MSG_STOP_ALLOC); i++)
-    if (strcmp (stu_nth (agent, ORCH__ENVELOPE__MSG_STOP_ALLOC, i)->stop_alloc->alloc_id, gone)
-        == 0)
-      told = true;
-  for (size_t i = 0; i < stu_count (agent, ORCH__ENVELOPE__MSG_DESIRED_ALLOCS); i++)
-    {
-      Orch__DesiredAllocs *d
-          = stu_nth (agent, ORCH__ENVELOPE__MSG_DESIRED_ALLOCS, i)->desired_allocs;
-      bool listed = false;
-      for (size_t j = 0; j < d->n_allocs; j++)
-        if (strcmp (d->allocs[j]->alloc_id, gone) == 0)
-          listed = true;
-      if (!listed)
-        told = true;
-    }
-  if (!told)
-    fail_msg ("allocation %s was deleted in the store, but its agent was never told to stop it",
-              gone);
-}
-
-/* Published ports of bridge-networked replicas get host ports on the node
- * from 30000-32767, never the same one twice on a node, also across a
- * scheduler restart; the agent is told which. */
-static void
 test_host_ports_distinct (void **state)
 {
   stu_fx_t *fx = *state;
@@ -1067,7 +1020,6 @@ static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_restart_keeps_state_and_running_allocs, setup, teardown),
   cmocka_unit_test_setup_teardown (test_agent_reconnect_adopts, setup, teardown),
   cmocka_unit_test_setup_teardown (test_external_changes_followed, setup, teardown),
-  cmocka_unit_test_setup_teardown (test_external_alloc_delete_replaced, setup, teardown),
   cmocka_unit_test_setup_teardown (test_host_ports_distinct, setup, teardown),
   cmocka_unit_test_setup_teardown (test_silent_node_goes_down, setup, teardown),
   cmocka_unit_test_setup_teardown (test_down_node_allocs_replaced, setup, teardown),
