@@ -9,8 +9,10 @@ pkgs=(
   libuv1-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
   libcurl4-openssl-dev libssl-dev libseccomp-dev libarchive-dev libcmocka-dev libnftables-dev libmnl-dev
   etcd-server etcd-client busybox-static iproute2 nftables systemd
-  qemu-system-x86 crun runc
+  qemu-system-x86 crun runc e2fsprogs util-linux python3 openssl
 )
+# Only the tests need these: a registry to pull from, and skopeo to push to it.
+[ "${ORCH_WITH_TEST_DEPS:-0}" = 1 ] && pkgs+=(docker-registry skopeo gzip)
 [ "${1:-}" = "--with-docker" ] && pkgs+=(docker.io docker-compose)
 
 if [ "$(id -u)" -ne 0 ]; then

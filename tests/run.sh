@@ -19,7 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-"$ROOT/deploy/install-deps.sh"
+ORCH_WITH_TEST_DEPS=1 "$ROOT/deploy/install-deps.sh"
 
 jobs=$(nproc)
 echo "==> build ($BUILD, -Werror)"
