@@ -12,13 +12,6 @@
 
 #define SCHED_MAX_LABELS 64
 
-int
-sched_agent_send (sched_conn_t *c, Orch__Envelope *env)
-{
-  sched_conn_send (c, env);
-  return 0;
-}
-
 static void
 reply_error (sched_conn_t *c, uint64_t request_id, const char *msg)
 {

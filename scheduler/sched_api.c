@@ -130,26 +130,17 @@ apply_reply (sched_t *s, sched_waiter_t *w)
         {
           if (allocs[j]->spec_version != svc->version)
             continue;
-          Orch__Placement *p = xmalloc (sizeof *p);
-          orch__placement__init (p);
-          p->service = xstrdup (svc->name);
-          p->alloc_id = xstrdup (allocs[j]->id);
-          p->node = xstrdup (allocs[j]->node);
-          p->isolation = xstrdup (allocs[j]->isolation);
-          p->reason = xstrdup (allocs[j]->reason);
+          Orch__Placement *p = sched_placement_new (svc->name, allocs[j]->id, allocs[j]->node,
+                                                    allocs[j]->isolation, allocs[j]->reason);
           orch_grow ((void **) &pl, &cap, n_pl + 1, sizeof *pl);
           pl[n_pl++] = p;
         }
       free (allocs);
       for (uint32_t j = 0; j < svc->pending; j++)
         {
-          Orch__Placement *p = xmalloc (sizeof *p);
-          orch__placement__init (p);
-          p->service = xstrdup (svc->name);
-          p->alloc_id = xstrdup ("");
-          p->node = xstrdup ("");
-          p->isolation = xstrdup (orch_isolation_name (svc->spec.isolation));
-          p->reason = xstrdup (svc->pending_reason ? svc->pending_reason : "pending");
+          Orch__Placement *p = sched_placement_new (
+              svc->name, NULL, NULL, orch_isolation_name (svc->spec.isolation),
+              svc->pending_reason ? svc->pending_reason : "pending");
           orch_grow ((void **) &pl, &cap, n_pl + 1, sizeof *pl);
           pl[n_pl++] = p;
         }
@@ -431,15 +422,7 @@ fill_alloc (sched_t *s, const sched_alloc_t *a, Orch__AllocInfo *ai, Orch__Alloc
   st->vmm = a->status.vmm ? a->status.vmm : "";
   st->guest_kernel = a->status.guest_kernel ? a->status.guest_kernel : "";
   ai->status = st;
-  for (size_t i = 0; i < a->n_ports; i++)
-    {
-      orch__port_mapping__init (&pm[i]);
-      pm[i].name = a->ports[i].name;
-      pm[i].port = a->ports[i].port;
-      pm[i].host_port = a->ports[i].host_port;
-      pm[i].protocol = (char *) a->ports[i].protocol;
-      pm_ptrs[i] = &pm[i];
-    }
+  sched_ports_fill_msg (a, pm, pm_ptrs);
   ai->ports = pm_ptrs;
   ai->n_ports = a->n_ports;
   sched_node_t *n = orch_map_get (&s->nodes, a->node);
@@ -783,7 +766,7 @@ handle_logs (sched_conn_t *c, uint64_t request_id, const Orch__LogsRequest *req)
   env.request_id = w->agent_request_id;
   env.msg_case = ORCH__ENVELOPE__MSG_LOGS_REQUEST;
   env.logs_request = &fwd;
-  sched_agent_send (n->agent, &env);
+  sched_conn_send (n->agent, &env);
 }
 
 /* An agent answered a forwarded logs request (LogsReply or Error). The
@@ -890,7 +873,7 @@ logs_cancel (sched_t *s, sched_waiter_t **link)
       Orch__Envelope env = ORCH__ENVELOPE__INIT;
       env.msg_case = ORCH__ENVELOPE__MSG_LOGS_CANCEL;
       env.logs_cancel = &cancel;
-      sched_agent_send (n->agent, &env);
+      sched_conn_send (n->agent, &env);
     }
   waiter_free (w);
 }

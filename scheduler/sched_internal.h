@@ -95,8 +95,6 @@ typedef struct sched_node_s
   int64_t cap_memory_bytes;
   int64_t used_cpu_milli;     /* measured; cpu is derived from cpu_usec deltas */
   int64_t used_memory_bytes;  /* measured */
-  int64_t last_cpu_usec;
-  int64_t last_cpu_sample_ms;
   int64_t vmm_overhead_bytes;      /* charged per microVM beyond its memory */
   int64_t vmm_overhead_registered; /* the reserve the agent registered with */
   bool rt_container;
@@ -167,10 +165,9 @@ struct sched_s
   uv_timer_t flush_timer;  /* coalesces status writes */
   uv_idle_t reconcile_idle;/* runs a reconcile pass once the loop is idle */
   bool stopping;
-  int handles_open;
+  int handles_open; /* of the handles above; sched_free only once it is 0 */
 
   bool loaded;           /* state read from etcd */
-  int64_t load_revision;
   int load_pending;      /* ranges still outstanding */
   int64_t retry_at_ms;   /* next load / reconcile retry after an etcd error */
 
@@ -245,19 +242,24 @@ void sched_send_desired (sched_t *s, sched_node_t *n);
 int sched_plan (sched_t *s, const orch_spec_t *specs, size_t n, Orch__Placement ***out,
                 size_t *n_out);
 void sched_placements_free (Orch__Placement **p, size_t n);
+/* A placement message owning copies of its strings (NULL reads as ""). */
+Orch__Placement *sched_placement_new (const char *service, const char *alloc_id, const char *node,
+                                      const char *isolation, const char *reason);
 
 /* sched_ports.c: host ports per node. */
 int sched_ports_assign (sched_node_t *n, sched_alloc_t *a, const orch_spec_t *spec);
 void sched_ports_hold (sched_node_t *n, const sched_alloc_t *a);
 void sched_ports_release (sched_node_t *n, const sched_alloc_t *a);
 void sched_ports_clear (sched_alloc_t *a);
+/* Points pm[0..n_ports) at a's ports (strings borrowed) and ptrs at pm. */
+void sched_ports_fill_msg (const sched_alloc_t *a, Orch__PortMapping *pm,
+                           Orch__PortMapping **ptrs);
 void sched_status_set_str (char **field, const char *value);
 
 /* sched_agents.c */
 void sched_agent_message (sched_conn_t *c, Orch__Envelope *env);
 void sched_agent_closed (sched_conn_t *c);
 void sched_agents_tick (sched_t *s);
-int sched_agent_send (sched_conn_t *c, Orch__Envelope *env);
 
 /* sched_api.c */
 void sched_api_message (sched_conn_t *c, Orch__Envelope *env);

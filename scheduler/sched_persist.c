@@ -215,7 +215,6 @@ on_load (void *ctx, int status, const orch_err_t *err, const store_kv_t *kvs, si
   for (size_t i = 0; i < n; i++)
     load_kv (s, &kvs[i]);
   s->loaded = true;
-  s->load_revision = revision;
   s->retry_at_ms = 0;
   orch_info ("loaded state from etcd at revision %" PRId64 ": %zu services, %zu allocations, "
              "%zu nodes",

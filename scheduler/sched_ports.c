@@ -98,3 +98,17 @@ sched_ports_assign (sched_node_t *n, sched_alloc_t *a, const orch_spec_t *spec)
   n->ports_cursor = cursor;
   return 0;
 }
+
+void
+sched_ports_fill_msg (const sched_alloc_t *a, Orch__PortMapping *pm, Orch__PortMapping **ptrs)
+{
+  for (size_t i = 0; i < a->n_ports; i++)
+    {
+      orch__port_mapping__init (&pm[i]);
+      pm[i].name = a->ports[i].name;
+      pm[i].port = a->ports[i].port;
+      pm[i].host_port = a->ports[i].host_port;
+      pm[i].protocol = (char *) a->ports[i].protocol;
+      ptrs[i] = &pm[i];
+    }
+}

@@ -141,15 +141,7 @@ alloc_msg_ports (const sched_alloc_t *a, Orch__Alloc *m, Orch__PortMapping ***pt
 {
   Orch__PortMapping *pm = xcalloc (a->n_ports + 1, sizeof *pm);
   *ptrs = xcalloc (a->n_ports + 1, sizeof **ptrs);
-  for (size_t i = 0; i < a->n_ports; i++)
-    {
-      orch__port_mapping__init (&pm[i]);
-      pm[i].name = a->ports[i].name;
-      pm[i].port = a->ports[i].port;
-      pm[i].host_port = a->ports[i].host_port;
-      pm[i].protocol = (char *) a->ports[i].protocol;
-      (*ptrs)[i] = &pm[i];
-    }
+  sched_ports_fill_msg (a, pm, *ptrs);
   m->ports = *ptrs;
   m->n_ports = a->n_ports;
   return pm;
@@ -188,7 +180,7 @@ sched_send_desired (sched_t *s, sched_node_t *n)
   Orch__Envelope env = ORCH__ENVELOPE__INIT;
   env.msg_case = ORCH__ENVELOPE__MSG_DESIRED_ALLOCS;
   env.desired_allocs = &d;
-  sched_agent_send (n->agent, &env);
+  sched_conn_send (n->agent, &env);
   for (size_t i = 0; i < count; i++)
     {
       free (port_arrays[i]);
@@ -214,7 +206,7 @@ send_start (sched_t *s, const sched_alloc_t *a)
   Orch__Envelope env = ORCH__ENVELOPE__INIT;
   env.msg_case = ORCH__ENVELOPE__MSG_START_ALLOC;
   env.start_alloc = &start;
-  sched_agent_send (n->agent, &env);
+  sched_conn_send (n->agent, &env);
   free (ports);
   free (port_ptrs);
 }
@@ -231,7 +223,7 @@ send_stop (sched_t *s, const sched_alloc_t *a, int64_t grace_ms)
   Orch__Envelope env = ORCH__ENVELOPE__INIT;
   env.msg_case = ORCH__ENVELOPE__MSG_STOP_ALLOC;
   env.stop_alloc = &stop;
-  sched_agent_send (n->agent, &env);
+  sched_conn_send (n->agent, &env);
 }
 
 /* ---- Passes ---------------------------------------------------------------- */
@@ -578,8 +570,8 @@ sched_placements_free (Orch__Placement **p, size_t n)
   free (p);
 }
 
-static Orch__Placement *
-placement_new (const char *service, const char *alloc_id, const char *node, const char *isolation,
+Orch__Placement *
+sched_placement_new (const char *service, const char *alloc_id, const char *node, const char *isolation,
                const char *reason)
 {
   Orch__Placement *pl = xmalloc (sizeof *pl);
@@ -628,7 +620,7 @@ sched_plan (sched_t *s, const orch_spec_t *specs, size_t n, Orch__Placement ***o
           if (same && a->spec_version == svc->version && kept < spec->replicas)
             {
               orch_grow ((void **) &list, &cap, count + 1, sizeof *list);
-              list[count++] = placement_new (a->service, a->id, a->node, a->isolation,
+              list[count++] = sched_placement_new (a->service, a->id, a->node, a->isolation,
                                              "already placed");
               kept++;
             }
@@ -655,7 +647,7 @@ sched_plan (sched_t *s, const orch_spec_t *specs, size_t n, Orch__Placement ***o
     {
       orch_grow ((void **) &list, &cap, count + 1, sizeof *list);
       bool placed = res[i].node != PLACE_NODE_NONE;
-      list[count++] = placement_new (
+      list[count++] = sched_placement_new (
           work_spec[i]->name, NULL, placed ? place_node_name (s->cluster, res[i].node) : NULL,
           res[i].isolation == ORCH_ISO_MICROVM ? "microvm"
                                                : res[i].isolation == ORCH_ISO_AUTO ? "auto"
