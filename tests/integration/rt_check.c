@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cg.h"
+#include "host_check.h"
 #include "orch_util.h"
 #include "rt.h"
 
@@ -46,43 +47,6 @@ check (int ok, const char *fmt, ...)
   va_end (ap);
   if (!ok)
     failures++;
-}
-
-static char *
-slurp (const char *path)
-{
-  char *data = NULL;
-  size_t len;
-  if (orch_read_file (path, 1 << 20, &data, &len) < 0)
-    return xstrdup ("");
-  return data;
-}
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
-/* waitpid with a deadline; returns the status or -1 on timeout. */
-static int
-wait_exit (pid_t pid, int timeout_ms)
-{
-  double end = now_ms () + timeout_ms;
-  for (;;)
-    {
-      int status;
-      pid_t r = waitpid (pid, &status, WNOHANG);
-      if (r == pid)
-        return status;
-      if (r < 0 && errno != EINTR)
-        return -1;
-      if (now_ms () > end)
-        return -1;
-      usleep (2000);
-    }
 }
 
 typedef struct
@@ -185,10 +149,10 @@ check_first_container (void)
       ctr_free (&c);
       return;
     }
-  int status = wait_exit (c.proc.pid, 10000);
+  int status = hc_wait_exit (c.proc.pid, 10000);
   check (status >= 0 && WIFEXITED (status) && WEXITSTATUS (status) == 3,
          "waitpid gives exit code 3 (status %#x)", status);
-  char *log = slurp (c.log);
+  char *log = hc_slurp (c.log);
   check (strstr (log, "pid=2 ppid=1 host=rtc-first\n") != NULL,
          "the workload runs under pid 1 (orch-init) of its own pid namespace, hostname = alloc "
          "id");
@@ -244,7 +208,7 @@ check_first_container (void)
     printf ("# log:\n%s\n", log);
   free (log);
   char *exit_path = xasprintf ("%s/exit", c.alloc_dir);
-  char *rec = slurp (exit_path);
+  char *rec = hc_slurp (exit_path);
   check (strcmp (rec, "exited 3\n") == 0, "exit record says \"exited 3\" (got %s)", rec);
   free (rec);
   free (exit_path);
@@ -288,7 +252,7 @@ check_running_container (void)
   char *mem_dir = env.cg->ops->path (env.cg, c.id, "memory");
   char *limit_file = xasprintf (
       "%s/%s", mem_dir, env.cg->layout.version == 2 ? "memory.max" : "memory.limit_in_bytes");
-  char *limit = slurp (limit_file);
+  char *limit = hc_slurp (limit_file);
   check (atoll (limit) == 32 << 20, "memory limit %s = %d (got %s)", limit_file, 32 << 20, limit);
   free (limit);
   free (limit_file);
@@ -318,23 +282,23 @@ check_running_container (void)
   check (ret == 0 && u.memory_bytes > 0, "usage reports memory (%lld bytes)",
          (long long) u.memory_bytes);
 
-  double t0 = now_ms ();
+  double t0 = hc_now_ms ();
   ret = rt->kill (&env, c.id, &c.proc, SIGTERM, &err);
-  int status = wait_exit (c.proc.pid, 5000);
-  double took = now_ms () - t0;
+  int status = hc_wait_exit (c.proc.pid, 5000);
+  double took = hc_now_ms () - t0;
   check (ret == 0 && status >= 0 && took < 1000,
          "SIGTERM stops `sleep 1000` through orch-init in %.1f ms", took);
   check (status >= 0 && WIFEXITED (status) && WEXITSTATUS (status) == 128 + SIGTERM,
          "orch-init exits 143 after SIGTERM (status %#x)", status);
   char *exit_path = xasprintf ("%s/exit", c.alloc_dir);
-  char *rec = slurp (exit_path);
+  char *rec = hc_slurp (exit_path);
   check (strcmp (rec, "signaled 15\n") == 0, "exit record says \"signaled 15\" (got \"%s\")", rec);
   free (rec);
   free (exit_path);
   if (status < 0)
     {
       kill (c.proc.pid, SIGKILL);
-      wait_exit (c.proc.pid, 5000);
+      hc_wait_exit (c.proc.pid, 5000);
     }
   rt->cleanup (&env, c.id, &err);
   ctr_free (&c);
@@ -361,12 +325,12 @@ check_early_sigterm (void)
           return;
         }
       rt->kill (&env, c.id, &c.proc, SIGTERM, &err);
-      int status = wait_exit (c.proc.pid, 2000);
+      int status = hc_wait_exit (c.proc.pid, 2000);
       if (status < 0)
         {
           lost++;
           kill (c.proc.pid, SIGKILL);
-          wait_exit (c.proc.pid, 5000);
+          hc_wait_exit (c.proc.pid, 5000);
         }
       rt->cleanup (&env, c.id, &err);
       ctr_free (&c);
@@ -400,7 +364,7 @@ check_host_network (void)
   free (its);
   free (mine);
   rt->kill (&env, c.id, &c.proc, SIGKILL, &err);
-  wait_exit (c.proc.pid, 5000);
+  hc_wait_exit (c.proc.pid, 5000);
   rt->cleanup (&env, c.id, &err);
   ctr_free (&c);
 }
@@ -420,9 +384,9 @@ check_image_stays_readonly (void)
       ctr_free (&c);
       return;
     }
-  int status = wait_exit (c.proc.pid, 10000);
+  int status = hc_wait_exit (c.proc.pid, 10000);
   check (status >= 0 && WIFEXITED (status), "the writing container exits (status %#x)", status);
-  char *log = slurp (c.log);
+  char *log = hc_slurp (c.log);
   char *upper_x = xasprintf ("%s/scratch/upper/bin/x", c.alloc_dir);
   check (access (upper_x, F_OK) == 0, "writes land in the scratch layer");
   free (upper_x);
@@ -461,8 +425,8 @@ check_seccomp_adjustments (void)
   check (ret == 0, "a container with seccomp allow/deny starts (%s)", ret == 0 ? "ok" : err.msg);
   if (ret == 0)
     {
-      wait_exit (c.proc.pid, 10000);
-      char *log = slurp (c.log);
+      hc_wait_exit (c.proc.pid, 10000);
+      char *log = hc_slurp (c.log);
       check (strstr (log, "mkdir-rc=1") != NULL, "seccomp.deny makes mkdir fail (%s)", log);
       check (strstr (log, "unshare-rc=0") != NULL, "seccomp.allow lets unshare through (%s)", log);
       check (strstr (log, "umount-rc=0") == NULL, "the rest of the default filter stays (%s)", log);
@@ -483,16 +447,16 @@ check_missing_command (void)
   check (ret == 0, "a missing command still starts orch-init (%s)", ret == 0 ? "ok" : err.msg);
   if (ret == 0)
     {
-      int status = wait_exit (c.proc.pid, 10000);
+      int status = hc_wait_exit (c.proc.pid, 10000);
       check (status >= 0 && WIFEXITED (status) && WEXITSTATUS (status) == 127,
              "a missing command exits 127 (status %#x)", status);
       char *exit_path = xasprintf ("%s/exit", c.alloc_dir);
-      char *rec = slurp (exit_path);
+      char *rec = hc_slurp (exit_path);
       check (strcmp (rec, "failed exec /bin/nonexistent: No such file or directory\n") == 0,
              "exit record names the failed exec (got \"%s\")", rec);
       free (rec);
       free (exit_path);
-      char *log = slurp (c.log);
+      char *log = hc_slurp (c.log);
       check (strstr (log, "failed exec /bin/nonexistent") != NULL, "the log says so too");
       free (log);
       rt->cleanup (&env, c.id, &err);
@@ -625,7 +589,7 @@ check_isolation_log (const char *label, const char *log, const char *id)
          "%s: /etc/hosts names localhost and the container", label);
   free (hosts_line);
   /* The host's resolvers, less those on its loopback (unreachable here). */
-  char *host_resolv = slurp ("/etc/resolv.conf");
+  char *host_resolv = hc_slurp ("/etc/resolv.conf");
   int resolv_ok = 1;
   for (char *l = strtok (host_resolv, "\n"); l != NULL; l = strtok (NULL, "\n"))
     {
@@ -650,9 +614,9 @@ check_isolation (void)
   check (ret == 0, "start the isolation probe (%s)", ret == 0 ? "ok" : err.msg);
   if (ret == 0)
     {
-      int status = wait_exit (c.proc.pid, 10000);
+      int status = hc_wait_exit (c.proc.pid, 10000);
       check (status >= 0 && WIFEXITED (status), "the isolation probe exits (status %#x)", status);
-      char *log = slurp (c.log);
+      char *log = hc_slurp (c.log);
       int before = failures;
       check_isolation_log ("host root", log, c.id);
       if (failures > before)
@@ -669,7 +633,7 @@ static long long
 status_field (pid_t pid, const char *key)
 {
   char *path = xasprintf ("/proc/%d/status", (int) pid);
-  char *st = slurp (path);
+  char *st = hc_slurp (path);
   free (path);
   long long v = -1;
   char *k = xasprintf ("\n%s:\t", key);
@@ -706,13 +670,13 @@ check_user_namespace (void)
   for (int i = 0; i < 500; i++)
     {
       free (log);
-      log = slurp (c.log);
+      log = hc_slurp (c.log);
       if (strstr (log, "ready\n") != NULL)
         break;
       usleep (10000);
     }
   char *map_path = xasprintf ("/proc/%d/uid_map", (int) c.proc.pid);
-  char *map = slurp (map_path);
+  char *map = hc_slurp (map_path);
   unsigned inside = 1, host = 0, count = 0;
   sscanf (map, "%u %u %u", &inside, &host, &count);
   check (inside == 0 && host >= 100000 && count == 65536,
@@ -756,13 +720,13 @@ check_user_namespace (void)
                  && (uid2 - host_uid >= 65536 || host_uid - uid2 >= 65536),
              "two user-namespace containers get disjoint ranges (%lld, %lld)", host_uid, uid2);
       rt->kill (&env, c2.id, &c2.proc, SIGKILL, &err);
-      wait_exit (c2.proc.pid, 5000);
+      hc_wait_exit (c2.proc.pid, 5000);
       rt->cleanup (&env, c2.id, &err);
     }
   ctr_free (&c2);
 
   rt->kill (&env, c.id, &c.proc, SIGKILL, &err);
-  wait_exit (c.proc.pid, 5000);
+  hc_wait_exit (c.proc.pid, 5000);
   ret = rt->cleanup (&env, c.id, &err);
   check (ret == 0, "cleanup of the user-namespace container (%s)", ret == 0 ? "ok" : err.msg);
   char *slot = xasprintf ("%s/userns/%u", state_dir, (host - 100000) / 65536);
@@ -779,9 +743,9 @@ check_user_namespace (void)
   check (ret == 0, "start the isolation probe in a user namespace (%s)", ret == 0 ? "ok" : err.msg);
   if (ret == 0)
     {
-      int status = wait_exit (ci.proc.pid, 10000);
+      int status = hc_wait_exit (ci.proc.pid, 10000);
       check (status >= 0 && WIFEXITED (status), "the probe exits (status %#x)", status);
-      char *ilog = slurp (ci.log);
+      char *ilog = hc_slurp (ci.log);
       int before = failures;
       check_isolation_log ("userns root", ilog, ci.id);
       if (failures > before)
@@ -842,7 +806,7 @@ check_adopt (void)
 
   /* A pid that is reused by another process is not adopted. */
   char *state_path = xasprintf ("%s/state", c.alloc_dir);
-  char *saved = slurp (state_path);
+  char *saved = hc_slurp (state_path);
   char *forged = xasprintf ("pid %d\nstarttime 1\n", (int) first);
   orch_write_file_atomic (state_path, forged, strlen (forged), 0644);
   ret = rt->adopt (&env, c.id, c.alloc_dir, &p, &err);
@@ -900,7 +864,7 @@ check_oom (void)
       ctr_free (&c);
       return;
     }
-  int status = wait_exit (c.proc.pid, 30000);
+  int status = hc_wait_exit (c.proc.pid, 30000);
   check (status >= 0 && WIFEXITED (status) && WEXITSTATUS (status) == 137,
          "orch-init exits 137 when the workload is OOM-killed (status %#x)", status);
   int code = -1;
@@ -916,7 +880,7 @@ check_oom (void)
   if (status < 0)
     {
       kill (c.proc.pid, SIGKILL);
-      wait_exit (c.proc.pid, 5000);
+      hc_wait_exit (c.proc.pid, 5000);
     }
   rt->cleanup (&env, c.id, &err);
   ctr_free (&c);
@@ -1002,7 +966,7 @@ bridge_node (void)
       check (strncmp (c.proc.address, "10.231.8.", 9) == 0,
              "bridge: the workload's address is on the node subnet (%s)", c.proc.address);
       char *hosts_path = xasprintf ("%s/scratch/upper/etc/hosts", c.alloc_dir);
-      char *hosts = slurp (hosts_path);
+      char *hosts = hc_slurp (hosts_path);
       char *want = xasprintf ("%s\trtc-bridge\n", c.proc.address);
       check (c.proc.address[0] != '\0' && strstr (hosts, want) != NULL,
              "bridge: /etc/hosts maps the hostname to that address");
@@ -1016,7 +980,7 @@ bridge_node (void)
           sh ("nsenter -t %d -n curl -s -m 2 -o %s http://" BR_NODE_ADDR ":%d/ "
               "2>/dev/null",
               (int) client, out, BR_HOST_PORT);
-          char *body = slurp (out);
+          char *body = hc_slurp (out);
           got = strcmp (body, "hello-from-rtc-bridge\n") == 0;
           free (body);
           if (!got)
@@ -1028,7 +992,7 @@ bridge_node (void)
              BR_HOST_PORT);
       if (!got)
         {
-          char *log = slurp (c.log);
+          char *log = hc_slurp (c.log);
           printf ("# container log:\n%s\n", log);
           free (log);
           sh ("nsenter -t %d -n curl -sS -m 2 http://" BR_NODE_ADDR ":%d/ 2>&1 | "
@@ -1045,7 +1009,7 @@ bridge_node (void)
                  && strcmp (adopted.address, c.proc.address) == 0,
              "bridge: adopt gives the address back");
       rt->kill (&env, c.id, &c.proc, SIGKILL, &err);
-      wait_exit (c.proc.pid, 5000);
+      hc_wait_exit (c.proc.pid, 5000);
       ret = rt->cleanup (&env, c.id, &err);
       check (ret == 0 && net_lookup (n, c.id, addr, sizeof addr) < 0,
              "bridge: cleanup releases the address (%s)", ret == 0 ? "ok" : err.msg);
@@ -1126,7 +1090,7 @@ check_scratch_pool (void)
           taken |= inos[i] == st.st_ino;
       check (taken, "a start takes a ready set instead of making one");
       free (scratch);
-      wait_exit (c.proc.pid, 10000);
+      hc_wait_exit (c.proc.pid, 10000);
       rt->cleanup (&env, c.id, &err);
     }
   else
@@ -1221,7 +1185,7 @@ static void
 check_v2_clone_into_cgroup (void)
 {
   /* Any cgroup2 mount will do. */
-  char *mi = slurp ("/proc/self/mountinfo");
+  char *mi = hc_slurp ("/proc/self/mountinfo");
   for (char *line = strtok (mi, "\n"); line != NULL; line = strtok (NULL, "\n"))
     {
       char mnt[512];
@@ -1249,13 +1213,13 @@ check_v2_clone_into_cgroup (void)
     {
       /* Seen from the host, with no migration asked for. */
       char *path = xasprintf ("/proc/%d/cgroup", (int) c.proc.pid);
-      char *cg = slurp (path);
+      char *cg = hc_slurp (path);
       check (v2_attach_calls == 0 && strstr (cg, "0::/orch-rtcheck-v2/rtc-v2\n") != NULL,
              "born in its v2 cgroup by clone3, never migrated (%d attach calls)", v2_attach_calls);
       free (cg);
       free (path);
       rt->kill (&env2, c.id, &c.proc, SIGKILL, &err);
-      wait_exit (c.proc.pid, 5000);
+      hc_wait_exit (c.proc.pid, 5000);
       rt->cleanup (&env2, c.id, &err);
       check (!v2_exists (&fake, c.id), "cleanup removes the v2 cgroup");
     }
@@ -1326,12 +1290,12 @@ check_v2_oom_group (void)
   if (ret == 0)
     {
       char *f = xasprintf ("%s/memory.oom.group", fake_oom_dir);
-      char *v = slurp (f);
+      char *v = hc_slurp (f);
       check (strcmp (v, "1") == 0 || strcmp (v, "1\n") == 0,
              "on cgroup v2 memory.oom.group is set to 1 (got \"%s\")", v);
       free (v);
       free (f);
-      wait_exit (c.proc.pid, 10000);
+      hc_wait_exit (c.proc.pid, 10000);
       rt->cleanup (&env2, c.id, &err);
     }
   ctr_free (&c);
@@ -1360,9 +1324,9 @@ measure_latency (rt_env_t *e, int n_starts, int gap_us, const char *label)
       ctr_t c;
       ctr_init (&c, id, cmd, 64 << 20);
       orch_err_t err = { 0 };
-      double t0 = now_ms ();
+      double t0 = hc_now_ms ();
       int ret = rt->start (e, &c.a, &c.proc, &err);
-      double took = now_ms () - t0;
+      double took = hc_now_ms () - t0;
       if (ret < 0)
         {
           check (0, "latency run %d: %s", i, err.msg);
@@ -1370,7 +1334,7 @@ measure_latency (rt_env_t *e, int n_starts, int gap_us, const char *label)
           return;
         }
       t[n++] = took;
-      wait_exit (c.proc.pid, 10000);
+      hc_wait_exit (c.proc.pid, 10000);
       rt->cleanup (e, c.id, &err);
       ctr_free (&c);
     }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cg.h"
+#include "host_check.h"
 #include "orch_util.h"
 #include "rt.h"
 #include "vmm.h"
@@ -47,53 +48,17 @@ check (int ok, const char *fmt, ...)
     failures++;
 }
 
-static char *
-slurp (const char *path)
-{
-  char *data = NULL;
-  size_t len;
-  if (orch_read_file (path, 4 << 20, &data, &len) < 0)
-    return xstrdup ("");
-  return data;
-}
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
-static int
-wait_exit (pid_t pid, int timeout_ms)
-{
-  double end = now_ms () + timeout_ms;
-  for (;;)
-    {
-      int status;
-      pid_t r = waitpid (pid, &status, WNOHANG);
-      if (r == pid)
-        return status;
-      if (r < 0 && errno != EINTR)
-        return -1;
-      if (now_ms () > end)
-        return -1;
-      usleep (5000);
-    }
-}
-
 /* Waits until the file contains needle. */
 static int
 wait_for_text (const char *path, const char *needle, int timeout_ms)
 {
-  double end = now_ms () + timeout_ms;
+  double end = hc_now_ms () + timeout_ms;
   for (;;)
     {
-      cleanup_free char *t = slurp (path);
+      cleanup_free char *t = hc_slurp (path);
       if (strstr (t, needle) != NULL)
         return 0;
-      if (now_ms () > end)
+      if (hc_now_ms () > end)
         return -1;
       usleep (5000);
     }
@@ -156,7 +121,7 @@ vm_done (vm_t *v)
 static void
 dump_log (const vm_t *v)
 {
-  cleanup_free char *t = slurp (v->log);
+  cleanup_free char *t = hc_slurp (v->log);
   printf ("# --- log of %s ---\n%s\n# ---\n", v->id, t);
 }
 
@@ -172,7 +137,7 @@ check_exit_code_and_kernel (void)
   vm_init (&v, "vmc-exit", cmd, 128 << 20);
   v.spec.env = envv;
   orch_err_t err = { 0 };
-  double t0 = now_ms ();
+  double t0 = hc_now_ms ();
   int r = rt->start (&env, &v.a, &v.proc, &err);
   check (r == 0, "start a microVM (%s)", r == 0 ? v.proc.vmm : err.msg);
   if (r < 0)
@@ -183,14 +148,14 @@ check_exit_code_and_kernel (void)
   char want_vmm[64];
   snprintf (want_vmm, sizeof want_vmm, "qemu-microvm (%s)", want_accel);
   check (strcmp (v.proc.vmm, want_vmm) == 0, "vmm is \"%s\" (%s)", want_vmm, v.proc.vmm);
-  int status = wait_exit (v.proc.pid, boot_timeout_ms);
-  double took = now_ms () - t0;
+  int status = hc_wait_exit (v.proc.pid, boot_timeout_ms);
+  double took = hc_now_ms () - t0;
   check (status >= 0 && WIFEXITED (status) && WEXITSTATUS (status) == 0,
          "the VMM exits by itself when the workload ends (status %#x, %.0f ms)", status, took);
   if (status < 0)
     kill (v.proc.pid, SIGKILL), waitpid (v.proc.pid, NULL, 0);
   check (exit_code_of (v.alloc_dir) == 3, "exit record says exited 3");
-  cleanup_free char *log = slurp (v.log);
+  cleanup_free char *log = hc_slurp (v.log);
   struct utsname u;
   uname (&u);
   cleanup_free char *want = xasprintf ("guest-kernel=%s\n", v.proc.guest_kernel);
@@ -229,7 +194,7 @@ check_memory_and_cgroup (void)
   cleanup_free char *cgdir = env.cg->ops->path (env.cg, v.id, "memory");
   cleanup_free char *lim_path = xasprintf (
       "%s/%s", cgdir, env.cg->layout.version == 2 ? "memory.max" : "memory.limit_in_bytes");
-  cleanup_free char *lim_text = slurp (lim_path);
+  cleanup_free char *lim_text = hc_slurp (lim_path);
   long long lim = atoll (lim_text);
   int64_t reserve = rt_microvm_reserve (state_dir, 2);
   check (lim == mem + reserve, "cgroup memory limit = guest %lld MiB + VMM reserve %lld MiB (%lld)",
@@ -244,11 +209,11 @@ check_memory_and_cgroup (void)
   free (pids);
   check (in_cg, "the VMM runs in the allocation's cgroup");
 
-  int status = wait_exit (v.proc.pid, boot_timeout_ms);
+  int status = hc_wait_exit (v.proc.pid, boot_timeout_ms);
   check (status >= 0, "the VM ends");
   if (status < 0)
     kill (v.proc.pid, SIGKILL), waitpid (v.proc.pid, NULL, 0);
-  cleanup_free char *log = slurp (v.log);
+  cleanup_free char *log = hc_slurp (v.log);
   const char *m = strstr (log, "MemTotal:");
   long long kb = 0;
   if (m != NULL)
@@ -301,11 +266,11 @@ check_graceful_stop_and_adopt (void)
 
   r = rt->kill (&env, v.id, &v.proc, SIGTERM, &err);
   check (r == 0, "kill(SIGTERM) asks the guest to stop (%s)", r == 0 ? "ok" : err.msg);
-  int status = wait_exit (v.proc.pid, 30000);
+  int status = hc_wait_exit (v.proc.pid, 30000);
   check (status >= 0 && WIFEXITED (status), "the VM powers off after the stop request");
   if (status < 0)
     kill (v.proc.pid, SIGKILL), waitpid (v.proc.pid, NULL, 0);
-  cleanup_free char *log = slurp (v.log);
+  cleanup_free char *log = hc_slurp (v.log);
   check (strstr (log, "bye\n") != NULL, "the workload's TERM trap ran (graceful stop)");
   check (exit_code_of (v.alloc_dir) == 0, "exit record says exited 0");
   r = rt->adopt (&env, v.id, v.alloc_dir, &again, &err);
@@ -326,12 +291,12 @@ check_sigkill_and_bad_exec (void)
   check (r == 0, "start a microVM with a missing program (%s)", r == 0 ? "ok" : err.msg);
   if (r == 0)
     {
-      int status = wait_exit (v.proc.pid, boot_timeout_ms);
+      int status = hc_wait_exit (v.proc.pid, boot_timeout_ms);
       check (status >= 0, "it ends");
       if (status < 0)
         kill (v.proc.pid, SIGKILL), waitpid (v.proc.pid, NULL, 0);
       cleanup_free char *path = xasprintf ("%s/exit", v.alloc_dir);
-      cleanup_free char *t = slurp (path);
+      cleanup_free char *t = hc_slurp (path);
       t[strcspn (t, "\n")] = '\0';
       check (strncmp (t, "failed exec /no/such/program: ", 30) == 0,
              "exit record says failed exec (%s)", t);
@@ -344,7 +309,7 @@ check_sigkill_and_bad_exec (void)
   if (r == 0)
     {
       r = rt->kill (&env, v.id, &v.proc, SIGKILL, &err);
-      int status = wait_exit (v.proc.pid, 10000);
+      int status = hc_wait_exit (v.proc.pid, 10000);
       check (r == 0 && status >= 0 && WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL,
              "kill(SIGKILL) ends the VMM at once");
     }
@@ -433,12 +398,12 @@ bridge_node (void)
       cleanup_free char *out = xasprintf ("%s/client-out", state_dir);
       cleanup_free char *want = xasprintf ("hello-from-%s\n", v.id);
       int got = 0;
-      double end = now_ms () + boot_timeout_ms;
-      while (!got && now_ms () < end)
+      double end = hc_now_ms () + boot_timeout_ms;
+      while (!got && hc_now_ms () < end)
         {
           sh ("nsenter -t %d -n curl -s -m 2 -o %s http://" BR_NODE_ADDR ":%d/ 2>/dev/null",
               (int) client, out, BR_HOST_PORT);
-          cleanup_free char *body = slurp (out);
+          cleanup_free char *body = hc_slurp (out);
           got = strcmp (body, want) == 0;
           if (!got)
             usleep (200000);
@@ -454,7 +419,7 @@ bridge_node (void)
                  && strcmp (again.address, v.proc.address) == 0,
              "bridge: adopt gives the address back");
       rt->kill (&env, v.id, &v.proc, SIGKILL, &err);
-      wait_exit (v.proc.pid, 10000);
+      hc_wait_exit (v.proc.pid, 10000);
       char addr[64];
       r = rt->cleanup (&env, v.id, &err);
       check (r == 0 && net_lookup (n, v.id, addr, sizeof addr) < 0,
@@ -522,21 +487,21 @@ check_big_image (void)
   vm_t v;
   vm_init (&v, "vmc-big", cmd, 128 << 20);
   v.a.rootfs = big_rootfs;
-  double t0 = now_ms ();
+  double t0 = hc_now_ms ();
   r = rt->start (&env, &v.a, &v.proc, &err);
-  double prep = now_ms () - t0;
+  double prep = hc_now_ms () - t0;
   check (r == 0, "big image: start a 128 MiB microVM (%s; first start %.0f ms incl. the disk)",
          r == 0 ? "ok" : err.msg, prep);
   if (r == 0)
     {
-      int status = wait_exit (v.proc.pid, boot_timeout_ms * 2);
+      int status = hc_wait_exit (v.proc.pid, boot_timeout_ms * 2);
       if (status < 0)
         kill (v.proc.pid, SIGKILL), waitpid (v.proc.pid, NULL, 0);
       cleanup_free char *md5_path = xasprintf ("%s/big.md5", state_dir);
-      cleanup_free char *want = slurp (md5_path);
+      cleanup_free char *want = hc_slurp (md5_path);
       want[strcspn (want, "\n")] = '\0';
       cleanup_free char *line = xasprintf ("md5=%s\n", want);
-      cleanup_free char *log = slurp (v.log);
+      cleanup_free char *log = hc_slurp (v.log);
       check (want[0] != '\0' && strstr (log, line) != NULL && exit_code_of (v.alloc_dir) == 0,
              "big image: the guest reads all 300 MiB intact with 128 MiB of RAM");
       if (failures)
@@ -617,7 +582,7 @@ main (int argc, char **argv)
   if (accel == VMM_ACCEL_KVM)
     {
       cleanup_free char *path = xasprintf ("%s/vm-disks/kvm-check", state_dir);
-      cleanup_free char *verdict = slurp (path);
+      cleanup_free char *verdict = hc_slurp (path);
       verdict[strcspn (verdict, "\n")] = '\0';
       if (strstr (verdict, " kvm=ok") != NULL)
         want_accel = "kvm";

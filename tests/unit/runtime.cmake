@@ -2,7 +2,8 @@
 
 # rt_check is not a unit test: it needs root, cgroups and a busybox image
 # (tests/integration/test_runtime.sh runs it).
-add_executable(rt_check ${PROJECT_SOURCE_DIR}/tests/integration/rt_check.c)
+add_executable(rt_check ${PROJECT_SOURCE_DIR}/tests/integration/rt_check.c
+                        ${PROJECT_SOURCE_DIR}/tests/integration/host_check.c)
 target_link_libraries(rt_check PRIVATE orch_rt)
 
 # What the runtimes share: exit records, the adopt state file, /etc files.

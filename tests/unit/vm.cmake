@@ -1,7 +1,8 @@
 # The microvm runtime's host check. vm_check is not a unit test: it needs
 # root, QEMU, a guest kernel and a busybox image
 # (tests/integration/test_microvm.sh runs it, under KVM and under TCG).
-add_executable(vm_check ${PROJECT_SOURCE_DIR}/tests/integration/vm_check.c)
+add_executable(vm_check ${PROJECT_SOURCE_DIR}/tests/integration/vm_check.c
+                        ${PROJECT_SOURCE_DIR}/tests/integration/host_check.c)
 target_link_libraries(vm_check PRIVATE orch_rt)
 # The image store hashes layers with libcrypto; linked here too until
 # orch_image carries it itself (harmless once it does).
