@@ -114,6 +114,27 @@ service_allocs (sched_t *s, const char *service, sched_alloc_t ***out)
   return n;
 }
 
+/* Answers w's apply (or plan) with its service changes and placements. */
+static void
+send_apply_reply (const sched_waiter_t *w, Orch__Placement **pl, size_t n_pl)
+{
+  Orch__ServiceChange **changes = xcalloc (w->n_changes + 1, sizeof *changes);
+  for (size_t i = 0; i < w->n_changes; i++)
+    changes[i] = &w->changes[i];
+  Orch__ApplyReply reply = ORCH__APPLY_REPLY__INIT;
+  reply.changes = changes;
+  reply.n_changes = w->n_changes;
+  reply.placements = pl;
+  reply.n_placements = n_pl;
+  Orch__Envelope env = ORCH__ENVELOPE__INIT;
+  env.request_id = w->request_id;
+  env.msg_case = ORCH__ENVELOPE__MSG_APPLY_REPLY;
+  env.apply_reply = &reply;
+  sched_conn_send (w->conn, &env);
+  free (changes);
+}
+
+/* The current placements of w's services, and the pending replicas. */
 static void
 apply_reply (sched_t *s, sched_waiter_t *w)
 {
@@ -145,20 +166,7 @@ apply_reply (sched_t *s, sched_waiter_t *w)
           pl[n_pl++] = p;
         }
     }
-  Orch__ServiceChange **changes = xcalloc (w->n_changes + 1, sizeof *changes);
-  for (size_t i = 0; i < w->n_changes; i++)
-    changes[i] = &w->changes[i];
-  Orch__ApplyReply reply = ORCH__APPLY_REPLY__INIT;
-  reply.changes = changes;
-  reply.n_changes = w->n_changes;
-  reply.placements = pl;
-  reply.n_placements = n_pl;
-  Orch__Envelope env = ORCH__ENVELOPE__INIT;
-  env.request_id = w->request_id;
-  env.msg_case = ORCH__ENVELOPE__MSG_APPLY_REPLY;
-  env.apply_reply = &reply;
-  sched_conn_send (w->conn, &env);
-  free (changes);
+  send_apply_reply (w, pl, n_pl);
   sched_placements_free (pl, n_pl);
 }
 
@@ -298,44 +306,26 @@ handle_apply (sched_conn_t *c, uint64_t request_id, const Orch__ApplyRequest *re
       sched_batch_put (b, key, sched_service_encode (next), 0);
     }
 
-  if (req->dry_run)
-    {
-      Orch__Placement **pl = NULL;
-      size_t n_pl = 0;
-      sched_plan (s, specs, n, &pl, &n_pl);
-      Orch__ServiceChange **changes = xcalloc (w->n_changes + 1, sizeof *changes);
-      for (size_t i = 0; i < w->n_changes; i++)
-        changes[i] = &w->changes[i];
-      Orch__ApplyReply reply = ORCH__APPLY_REPLY__INIT;
-      reply.changes = changes;
-      reply.n_changes = w->n_changes;
-      reply.placements = pl;
-      reply.n_placements = n_pl;
-      Orch__Envelope env = ORCH__ENVELOPE__INIT;
-      env.request_id = request_id;
-      env.msg_case = ORCH__ENVELOPE__MSG_APPLY_REPLY;
-      env.apply_reply = &reply;
-      sched_conn_send (c, &env);
-      free (changes);
-      sched_placements_free (pl, n_pl);
-      for (size_t i = 0; i < ac->n; i++)
-        sched_service_free (ac->svcs[i]);
-      free (ac->svcs);
-      free (ac);
-      sched_batch_submit (b, NULL, NULL); /* empty of effect: freed by the queue */
-      waiter_free (w);
-    }
-  else if (ac->n == 0)
-    {
-      /* Nothing changed: answer with the current placements. */
-      free (ac->svcs);
-      free (ac);
-      sched_batch_submit (b, NULL, NULL);
-      apply_reply (s, w);
-      waiter_free (w);
-    }
-  else
+  if (ac->n > 0)
     sched_batch_submit (b, on_services_written, ac);
+  else
+    {
+      /* A plan, or nothing changed: nothing to write. */
+      sched_batch_free (b);
+      free (ac->svcs);
+      free (ac);
+      if (req->dry_run)
+        {
+          Orch__Placement **pl = NULL;
+          size_t n_pl = 0;
+          sched_plan (s, specs, n, &pl, &n_pl);
+          send_apply_reply (w, pl, n_pl);
+          sched_placements_free (pl, n_pl);
+        }
+      else
+        apply_reply (s, w);
+      waiter_free (w);
+    }
   orch_specs_free (specs, n);
 }
 

@@ -61,8 +61,8 @@ sched_batch_len (const sched_batch_t *b)
   return b->n_ops;
 }
 
-static void
-batch_free (sched_batch_t *b)
+void
+sched_batch_free (sched_batch_t *b)
 {
   for (size_t i = 0; i < b->n_ops; i++)
     {
@@ -86,7 +86,7 @@ batch_finish (sched_batch_t *b, int status, const char *error, bool failed_compa
   s->writes_in_flight--;
   if (b->cb)
     b->cb (s, b->ctx, status, error, failed_compare, b->revision);
-  batch_free (b);
+  sched_batch_free (b);
   queue_run (s);
   sched_persist_drain_watch (s);
 }

@@ -25,6 +25,8 @@ void sched_batch_del (sched_batch_t *b, char *key);
 /* A compare on the first transaction (use for small, single-transaction batches). */
 void sched_batch_cmp (sched_batch_t *b, char *key, store_cmp_target_t target, int64_t rev);
 size_t sched_batch_len (const sched_batch_t *b);
+/* Frees a batch that will not be submitted. */
+void sched_batch_free (sched_batch_t *b);
 /* Queues the batch; cb runs once it is done. The batch is freed after cb. */
 void sched_batch_submit (sched_batch_t *b, sched_batch_cb cb, void *ctx);
 
