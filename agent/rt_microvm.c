@@ -29,8 +29,6 @@
  * and vmm.info (for re-adoption). The VMM runs in its own session, in the
  * allocation's cgroup sized guest memory + the backend's reserve. */
 #define _GNU_SOURCE
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +53,7 @@
 
 #include "orch_util.h"
 #include "rt.h"
+#include "rt_cpio.h"
 #include "rt_internal.h"
 #include "vmm.h"
 
@@ -301,48 +300,17 @@ mv_root_disk (const rt_env_t *env, const char *rootfs, orch_err_t *err)
 
 /* ---- the per-allocation initramfs ---- */
 
+/* Adds the file at src to the archive as name. */
 static int
-mv_ar_dir (struct archive *ar, const char *name, mode_t mode)
-{
-  struct archive_entry *e = archive_entry_new ();
-  archive_entry_set_pathname (e, name);
-  archive_entry_set_filetype (e, AE_IFDIR);
-  archive_entry_set_perm (e, mode);
-  archive_entry_set_nlink (e, 2);
-  archive_entry_set_size (e, 0);
-  int r = archive_write_header (ar, e);
-  archive_entry_free (e);
-  return r == ARCHIVE_OK ? 0 : -1;
-}
-
-static int
-mv_ar_data (struct archive *ar, const char *name, mode_t mode, const void *data, size_t len)
-{
-  struct archive_entry *e = archive_entry_new ();
-  archive_entry_set_pathname (e, name);
-  archive_entry_set_filetype (e, AE_IFREG);
-  archive_entry_set_perm (e, mode);
-  archive_entry_set_size (e, (la_int64_t) len);
-  archive_entry_set_nlink (e, 1);
-  int r = archive_write_header (ar, e);
-  archive_entry_free (e);
-  if (r != ARCHIVE_OK)
-    return -1;
-  if (len > 0 && archive_write_data (ar, data, len) != (la_ssize_t) len)
-    return -1;
-  return 0;
-}
-
-static int
-mv_ar_file (struct archive *ar, const char *name, mode_t mode, const char *src, orch_err_t *err)
+mv_cpio_file (rt_cpio_t *c, const char *name, mode_t mode, const char *src, orch_err_t *err)
 {
   cleanup_free char *data = NULL;
   size_t len = 0;
   int r = orch_read_file (src, 64 << 20, &data, &len);
   if (r < 0)
     return orch_err_set (err, -r, "read %s: %s", src, strerror (-r));
-  if (mv_ar_data (ar, name, mode, data, len) < 0)
-    return orch_err_set (err, EIO, "initramfs %s: %s", name, archive_error_string (ar));
+  if (rt_cpio_file (c, name, mode, data, len, err) < 0)
+    return orch_err_wrap (err, "initramfs");
   return 0;
 }
 
@@ -390,37 +358,19 @@ mv_initrd (const char *path, const mv_kernel_t *k, char *const *argv, char *cons
   if (r < 0)
     return orch_err_set (err, -r, "guest kernel: %s: %s", order_path, strerror (-r));
 
-  struct archive *ar = archive_write_new ();
-  if (ar == NULL)
-    abort ();
-  if (archive_write_set_format_cpio_newc (ar) != ARCHIVE_OK
-      || archive_write_open_filename (ar, path) != ARCHIVE_OK)
-    {
-      orch_err_set (err, EIO, "initramfs %s: %s", path, archive_error_string (ar));
-      archive_write_free (ar);
-      return -1;
-    }
+  rt_cpio_t *c = rt_cpio_open (path, err);
+  if (c == NULL)
+    return orch_err_wrap (err, "initramfs");
   static const char *const dirs[]
       = { "dev", "proc", "sys", "newroot", "lib", "lib/modules", "lib/modules/orch", "orch" };
   for (size_t i = 0; i < ORCH_ARRAY_LEN (dirs); i++)
-    if (mv_ar_dir (ar, dirs[i], 0755) < 0)
-      goto ar_fail;
-  {
-    /* The kernel opens /dev/console for /init's stdio before devtmpfs is
-     * mounted. */
-    struct archive_entry *e = archive_entry_new ();
-    archive_entry_set_pathname (e, "dev/console");
-    archive_entry_set_filetype (e, AE_IFCHR);
-    archive_entry_set_perm (e, 0600);
-    archive_entry_set_rdev (e, makedev (5, 1));
-    archive_entry_set_nlink (e, 1);
-    archive_entry_set_size (e, 0);
-    int hr = archive_write_header (ar, e);
-    archive_entry_free (e);
-    if (hr != ARCHIVE_OK)
-      goto ar_fail;
-  }
-  if (mv_ar_file (ar, "init", 0755, init, err) < 0)
+    if (rt_cpio_dir (c, dirs[i], 0755, err) < 0)
+      goto cpio_fail;
+  /* The kernel opens /dev/console for /init's stdio before devtmpfs is
+   * mounted. */
+  if (rt_cpio_chardev (c, "dev/console", 0600, 5, 1, err) < 0)
+    goto cpio_fail;
+  if (mv_cpio_file (c, "init", 0755, init, err) < 0)
     goto fail;
   for (char *save = NULL, *m = strtok_r (order, "\n", &save); m != NULL;
        m = strtok_r (NULL, "\n", &save))
@@ -429,7 +379,7 @@ mv_initrd (const char *path, const mv_kernel_t *k, char *const *argv, char *cons
         continue;
       cleanup_free char *src = xasprintf ("%s/modules/%s", k->dir, m);
       cleanup_free char *dst = xasprintf ("lib/modules/orch/%s", m);
-      if (mv_ar_file (ar, dst, 0644, src, err) < 0)
+      if (mv_cpio_file (c, dst, 0644, src, err) < 0)
         goto fail;
     }
   {
@@ -441,20 +391,19 @@ mv_initrd (const char *path, const mv_kernel_t *k, char *const *argv, char *cons
         orch_err_set (err, E2BIG, "command or environment larger than %d bytes", MV_MAX_CONFIG);
         goto fail;
       }
-    if (mv_ar_data (ar, "orch/argv", 0644, a, alen) < 0
-        || mv_ar_data (ar, "orch/env", 0644, e, elen) < 0)
-      goto ar_fail;
+    if (rt_cpio_file (c, "orch/argv", 0644, a, alen, err) < 0
+        || rt_cpio_file (c, "orch/env", 0644, e, elen, err) < 0)
+      goto cpio_fail;
   }
-  if (archive_write_close (ar) != ARCHIVE_OK)
-    goto ar_fail;
-  archive_write_free (ar);
+  /* Removes the file itself when it fails. */
+  if (rt_cpio_close (c, err) < 0)
+    return orch_err_wrap (err, "initramfs");
   return 0;
 
-ar_fail:
-  orch_err_set (err, EIO, "initramfs %s: %s", path, archive_error_string (ar));
+cpio_fail:
+  orch_err_wrap (err, "initramfs");
 fail:
-  archive_write_free (ar);
-  unlink (path);
+  rt_cpio_abort (c);
   return -1;
 }
 

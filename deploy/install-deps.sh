@@ -11,8 +11,9 @@ pkgs=(
   etcd-server etcd-client busybox-static iproute2 nftables systemd
   qemu-system-x86 crun runc e2fsprogs util-linux python3 openssl
 )
-# Only the tests need these: a registry to pull from, and skopeo to push to it.
-[ "${ORCH_WITH_TEST_DEPS:-0}" = 1 ] && pkgs+=(docker-registry skopeo gzip)
+# Only the tests need these: a registry to pull from, skopeo to push to it,
+# and GNU cpio to cross-check the microVM initramfs writer.
+[ "${ORCH_WITH_TEST_DEPS:-0}" = 1 ] && pkgs+=(docker-registry skopeo gzip cpio)
 [ "${1:-}" = "--with-docker" ] && pkgs+=(docker.io docker-compose)
 
 if [ "$(id -u)" -ne 0 ]; then
