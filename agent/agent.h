@@ -23,6 +23,9 @@
 #define AGENT_DEFAULT_HEARTBEAT_MS 2000
 #define AGENT_MIN_HEARTBEAT_MS 100
 #define AGENT_MAX_HEARTBEAT_MS 60000
+#define AGENT_DEFAULT_IMAGE_GC_MS (10 * 60 * 1000)
+#define AGENT_MIN_IMAGE_GC_MS 1000
+#define AGENT_MAX_IMAGE_GC_MS (24LL * 3600 * 1000)
 #define AGENT_MAX_LABELS 64
 #define AGENT_MAX_LABEL_KEY 253
 #define AGENT_MAX_LABEL_VALUE 256
@@ -60,6 +63,7 @@ typedef struct agent_config_s
   int64_t log_max_size;  /* bytes before an allocation's log is rotated; 0 = never */
   int64_t log_max_files; /* the log and its rotated copies, 1..100 */
   int64_t image_budget;  /* bytes the image store may use before unused images go; 0 = no GC */
+  int64_t image_gc_interval_ms; /* between image GCs */
   char *insecure_registry; /* "host[:port]" that may be pulled from over plain http, or NULL */
   char *guest_kernel_dir;  /* microVM guest kernels, or NULL: <state-dir>/guest-kernel */
 } agent_config_t;

@@ -101,25 +101,17 @@ agent__probe_runtimes (agent_t *a)
     orch_warn ("no runtime is available on this node: it will accept no allocation");
 }
 
-/* Pulls for the supervisor (in the thread pool): the image if missing,
- * with the registry this node may speak plain http to. */
+/* Pulls for the supervisor (in the thread pool, through orch-image): the
+ * image if missing, with the registry this node may speak plain http to. */
 static int
 agent__image_ensure (void *ctx, const char *state_dir, const char *ref, const volatile int *cancel,
                      char **rootfs, orch_err_t *err)
 {
   agent_t *a = ctx;
-  const char *insecure[2] = { a->cfg->insecure_registry, NULL };
-  image_pull_opts_t opts = {
-    .policy = IMAGE_PULL_IF_MISSING,
-    .insecure_registries = insecure,
-    .cancel = cancel,
-  };
-  return image_ensure (state_dir, ref, &opts, rootfs, err);
+  return agent_image_pull (state_dir, ref, a->cfg->insecure_registry, cancel, rootfs, err);
 }
 
 /* ---- Image GC ------------------------------------------------------------ */
-
-#define AGENT_GC_EVERY_MS (10 * 60 * 1000)
 
 typedef struct agent_gc_s
 {
@@ -127,7 +119,6 @@ typedef struct agent_gc_s
   agent_t *agent;
   char **in_use; /* images of every allocation the node holds */
   size_t n_in_use;
-  image_gc_stats_t stats;
   orch_err_t err;
   int status;
 } agent_gc_t;
@@ -136,8 +127,8 @@ static void
 agent__gc_work (uv_work_t *w)
 {
   agent_gc_t *g = w->data;
-  g->status = image_gc (g->agent->cfg->state_dir, (uint64_t) g->agent->cfg->image_budget,
-                        (const char *const *) g->in_use, g->n_in_use, &g->stats, &g->err);
+  g->status = agent_image_gc (g->agent->cfg->state_dir, g->agent->cfg->image_budget,
+                              (const char *const *) g->in_use, g->n_in_use, &g->err);
 }
 
 static void
@@ -248,7 +239,8 @@ agent_new (uv_loop_t *loop, const agent_config_t *cfg, orch_err_t *err)
   uv_timer_init (loop, &a->gc_timer);
   a->gc_timer.data = a;
   if (cfg->image_budget > 0)
-    uv_timer_start (&a->gc_timer, agent__on_gc_timer, AGENT_GC_EVERY_MS, AGENT_GC_EVERY_MS);
+    uv_timer_start (&a->gc_timer, agent__on_gc_timer, (uint64_t) cfg->image_gc_interval_ms,
+                    (uint64_t) cfg->image_gc_interval_ms);
   uv_signal_init (loop, &a->sigterm);
   uv_signal_init (loop, &a->sigint);
   a->sigterm.data = a;

@@ -26,7 +26,8 @@ static const char agent__usage[]
       "               [--heartbeat-interval DURATION] [--log-level LEVEL]\n"
       "               [--bridge NAME] [--bridge-subnet CIDR]\n"
       "               [--log-max-size SIZE] [--log-max-files N]\n"
-      "               [--image-budget SIZE] [--insecure-registry HOST[:PORT]]\n"
+      "               [--image-budget SIZE] [--image-gc-interval DURATION]\n"
+      "               [--insecure-registry HOST[:PORT]]\n"
       "               [--guest-kernel-dir DIR]\n"
       "    orch-agent --help | --version\n"
       "\n"
@@ -109,9 +110,14 @@ static const char agent__usage[]
       "        ...), 1 to 100. Default: 3.\n"
       "\n"
       "    --image-budget SIZE\n"
-      "        Disk the image store may use. Every 10 minutes, images no\n"
+      "        Disk the image store may use. Every --image-gc-interval, images no\n"
       "        allocation uses are removed, least recently used first, until\n"
-      "        the store is under the budget. 0 turns this off. Default: 20Gi.\n"
+      "        the store is under the budget (by an orch-image process, which\n"
+      "        must be next to orch-agent or named by $ORCH_IMAGE_HELPER; pulls\n"
+      "        run in it too). 0 turns this off. Default: 20Gi.\n"
+      "\n"
+      "    --image-gc-interval DURATION\n"
+      "        Time between image garbage collections, 1s to 24h. Default: 10m.\n"
       "\n"
       "    --guest-kernel-dir DIR\n"
       "        Where microVM guest kernels are (as deploy/fetch-guest-kernel.sh\n"
@@ -366,6 +372,20 @@ agent__parse_reserve (const char *flag, const char *s, bool cpu, int64_t *out, o
   return 0;
 }
 
+/* A duration within [min_ms, max_ms]; range names the bounds for people. */
+static int
+agent__parse_duration (const char *flag, const char *s, int64_t min_ms, int64_t max_ms,
+                       const char *range, int64_t *out, orch_err_t *err)
+{
+  int64_t ms;
+  if (orch_parse_duration_ms (s, &ms) < 0)
+    return orch_err_set (err, EINVAL, "%s: \"%s\" is not a duration (500ms, 2s, 10m)", flag, s);
+  if (ms < min_ms || ms > max_ms)
+    return orch_err_set (err, EINVAL, "%s: %s is out of range (%s)", flag, s, range);
+  *out = ms;
+  return 0;
+}
+
 typedef enum
 {
   AGENT__F_SCHEDULER,
@@ -384,6 +404,7 @@ typedef enum
   AGENT__F_LOG_MAX_SIZE,
   AGENT__F_LOG_MAX_FILES,
   AGENT__F_IMAGE_BUDGET,
+  AGENT__F_IMAGE_GC_INTERVAL,
   AGENT__F_INSECURE_REGISTRY,
   AGENT__F_GUEST_KERNEL_DIR,
   AGENT__F_HELP,
@@ -412,6 +433,7 @@ static const struct
   { "--log-max-size", AGENT__F_LOG_MAX_SIZE, true },
   { "--log-max-files", AGENT__F_LOG_MAX_FILES, true },
   { "--image-budget", AGENT__F_IMAGE_BUDGET, true },
+  { "--image-gc-interval", AGENT__F_IMAGE_GC_INTERVAL, true },
   { "--insecure-registry", AGENT__F_INSECURE_REGISTRY, true },
   { "--guest-kernel-dir", AGENT__F_GUEST_KERNEL_DIR, true },
   { "--help", AGENT__F_HELP, false },
@@ -490,17 +512,8 @@ agent__apply_flag (agent__flag_id_t id, const char *name, const char *v, agent_c
       return agent__parse_reserve (name, v, false, &cfg->reserve_memory_bytes, err);
 
     case AGENT__F_HEARTBEAT:
-      {
-        int64_t ms;
-        if (orch_parse_duration_ms (v, &ms) < 0)
-          return orch_err_set (err, EINVAL,
-                               "--heartbeat-interval: \"%s\" is not a duration (500ms, 2s)", v);
-        if (ms < AGENT_MIN_HEARTBEAT_MS || ms > AGENT_MAX_HEARTBEAT_MS)
-          return orch_err_set (err, EINVAL,
-                               "--heartbeat-interval: %s is out of range (100ms to 1m)", v);
-        cfg->heartbeat_ms = ms;
-        return 0;
-      }
+      return agent__parse_duration (name, v, AGENT_MIN_HEARTBEAT_MS, AGENT_MAX_HEARTBEAT_MS,
+                                    "100ms to 1m", &cfg->heartbeat_ms, err);
 
     case AGENT__F_LOG_LEVEL:
       if (orch_log_level_parse (v, &cfg->log_level) < 0)
@@ -587,6 +600,10 @@ agent__apply_flag (agent__flag_id_t id, const char *name, const char *v, agent_c
                              v);
       return 0;
 
+    case AGENT__F_IMAGE_GC_INTERVAL:
+      return agent__parse_duration (name, v, AGENT_MIN_IMAGE_GC_MS, AGENT_MAX_IMAGE_GC_MS,
+                                    "1s to 24h", &cfg->image_gc_interval_ms, err);
+
     case AGENT__F_INSECURE_REGISTRY:
       if (*v == '\0' || strlen (v) > 255 || strpbrk (v, "/ \t") != NULL)
         return orch_err_set (err, EINVAL,
@@ -628,6 +645,7 @@ agent__config_parse (int argc, char *const *argv, const char *env_join_token, ag
   cfg->log_max_size = 10 * 1024 * 1024;
   cfg->log_max_files = 3;
   cfg->image_budget = 20LL * 1024 * 1024 * 1024;
+  cfg->image_gc_interval_ms = AGENT_DEFAULT_IMAGE_GC_MS;
 
   for (i = 1; i < argc; i++)
     {

@@ -139,6 +139,23 @@ void agent_logs_follow_cancel (agent_logs_follow_t *f);
  * 0 when the file is small enough or missing, or a negative errno. */
 int agent_logs_rotate (const char *path, uint64_t max_size, int max_files);
 
+/* ---- Images through the orch-image helper (agent_image.c) ------------------ */
+
+/* The daemon links only the store's lookups (image_present, image_rootfs);
+ * pulls and GC run in an orch-image process ($ORCH_IMAGE_HELPER, else next
+ * to orch-agent), one per operation. Both BLOCK: call them from the thread
+ * pool. Failing calls return -1 with err holding orch-image's own message
+ * ("pull localhost:5000/app:1: blob sha256:..: digest mismatch"). */
+
+/* image_ensure() with IMAGE_PULL_IF_MISSING in a helper; insecure_registry
+ * may be NULL. Error messages name the image. Setting *cancel makes the helper stop (SIGTERM; it removes
+ * its work) and the call fail with ECANCELED. *rootfs: newly allocated. */
+int agent_image_pull (const char *state_dir, const char *ref, const char *insecure_registry,
+                      const volatile int *cancel, char **rootfs, orch_err_t *err);
+/* image_gc() in a helper; EAGAIN when a pull or import holds the store. */
+int agent_image_gc (const char *state_dir, int64_t budget_bytes, const char *const *in_use,
+                    size_t n_in_use, orch_err_t *err);
+
 /* ---- Allocation supervisor (agent_sup.c) --------------------------------- */
 
 typedef enum
@@ -316,7 +333,9 @@ typedef struct agent_sup_deps_s
   void *ctx; /* passed to lookup */
   /* image.h's image_present and image_ensure; NULL = images are never
    * pulled (every image must be in the store already). image_ensure
-   * blocks and runs in the thread pool; ctx is the one above. */
+   * blocks and runs in the thread pool; ctx is the one above; its error
+   * messages name the image (they become the allocation's reason as they
+   * are). */
   bool (*image_present) (const char *state_dir, const char *ref);
   int (*image_ensure) (void *ctx, const char *state_dir, const char *ref,
                        const volatile int *cancel, char **rootfs, orch_err_t *err);

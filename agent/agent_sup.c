@@ -363,8 +363,11 @@ agent__pull_done (uv_work_t *w, int status)
       a->pull = NULL;
       if (status < 0 || p->status < 0)
         {
-          agent__set_reason (a, "%s %s: %s", p->step, a->spec.image,
-                             status < 0 ? uv_strerror (status) : p->err.msg);
+          if (status == 0 && strcmp (p->step, "pull") == 0)
+            agent__set_reason (a, "%s", p->err.msg); /* names the image already */
+          else
+            agent__set_reason (a, "%s %s: %s", p->step, a->spec.image,
+                               status < 0 ? uv_strerror (status) : p->err.msg);
           agent__start_failed (sup, a);
         }
       else

@@ -35,9 +35,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +49,7 @@
 #include <x86intrin.h>
 #endif
 
+#include "orch_run.h"
 #include "orch_util.h"
 #include "rt.h"
 #include "rt_cpio.h"
@@ -152,52 +151,6 @@ mv_walk_fn (const char *path, const struct stat *st, int type, struct FTW *ftw)
   return 0;
 }
 
-/* Runs argv, waits for it, and returns its stderr (up to 4 KiB) in err
- * when it fails. */
-static int
-mv_run (char *const argv[], orch_err_t *err)
-{
-  int pfd[2];
-  if (pipe2 (pfd, O_CLOEXEC) < 0)
-    return orch_err_sys (err, "pipe");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2 (&fa, pfd[1], 2);
-  pid_t pid;
-  char *const envp[] = { (char *) "PATH=/usr/sbin:/usr/bin:/sbin:/bin", (char *) "LC_ALL=C", NULL };
-  int r = posix_spawn (&pid, argv[0], &fa, NULL, argv, envp);
-  posix_spawn_file_actions_destroy (&fa);
-  close (pfd[1]);
-  if (r != 0)
-    {
-      close (pfd[0]);
-      return orch_err_set (err, r, "%s: %s", argv[0], strerror (r));
-    }
-  char buf[4096];
-  size_t got = 0;
-  for (;;)
-    {
-      ssize_t n = read (pfd[0], buf + got, sizeof buf - 1 - got);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      got += (size_t) n;
-      if (got == sizeof buf - 1)
-        got = 0; /* keep the tail */
-    }
-  close (pfd[0]);
-  buf[got] = '\0';
-  int status;
-  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    return orch_err_set (err, EIO, "%s failed: %s", argv[0], buf);
-  return 0;
-}
-
 /* The cached ext4 image of rootfs: <state>/vm-disks/<hash>-<ino>-<mtime>.ext4.
  * An image_import swaps in a new directory (new inode), so a re-imported
  * image gets a new disk; older disks of that rootfs path are removed (a
@@ -272,7 +225,8 @@ mv_root_disk (const rt_env_t *env, const char *rootfs, orch_err_t *err)
                          tmp,
                          size_arg,
                          NULL };
-  if (mv_run (argv, err) < 0)
+  orch_run_t run = { .argv = argv };
+  if (orch_run (&run, err) < 0)
     {
       unlink (tmp);
       orch_err_wrap (err, "build the root disk of %s", rootfs);

@@ -66,7 +66,7 @@ up() {
 
   say "Building orch in $BUILD"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$BUILD" -j"$(nproc)" --target orch-scheduler orch-agent orchctl orch-init >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)" --target orch-scheduler orch-agent orchctl orch-init orch-image >/dev/null
 
   mkdir -p "$STATE/logs" "$STATE/agent"
   say "Starting etcd on 127.0.0.1:$ETCD_PORT"

@@ -40,8 +40,7 @@ itest_init
 density_cleanup() {
   local rc=$?
   ip link del "$BRIDGE" 2>/dev/null || true
-  itest_cleanup
-  exit $rc
+  itest_cleanup "$rc"
 }
 trap density_cleanup EXIT
 

@@ -28,7 +28,7 @@ itest_init() {
     echo "SKIP: integration tests need root (namespaces, cgroups)"
     exit 77
   fi
-  for b in orch-scheduler orch-agent orchctl orch-init; do
+  for b in orch-scheduler orch-agent orchctl orch-init orch-image; do
     [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: build first"; exit 1; }
   done
   IT_DIR=$(mktemp -d /tmp/orch-it.XXXXXX)
@@ -127,8 +127,11 @@ itest_import_busybox() {
 # json_get FILTER : reads JSON on stdin, prints the filter's result (python3).
 json_get() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# itest_cleanup [RC]: stops everything, removes the test's traces and exits
+# with RC (default: the status it was called with; a wrapper of its own in
+# a test passes the status it saw).
 itest_cleanup() {
-  local rc=$?
+  local rc=${1:-$?}
   set +e
   local daemons=("${IT_AGENTS[@]}" ${IT_SCHED_PID:-})
   for pid in "${daemons[@]}"; do kill -TERM "$pid" 2>/dev/null; done

@@ -7,12 +7,10 @@
  *   registry_check pull STATE REF [--always|--never] [--cancel] [--max-blob N]
  *                       [--ca-file PEM] [--user U --password P]
  *       image_ensure; prints the rootfs path, or the error and exits 1
- *   registry_check import STATE REF SOURCE
- *       image_import; prints the rootfs path
+ *       (the test pulls with orch-image; this is for --cancel, a pull
+ *       cancelled before it starts)
  *   registry_check present STATE REF
- *       exit 0 when image_present says so, else 1
- *   registry_check gc STATE BUDGET [IN_USE...]
- *       image_gc; prints "images_removed blobs_removed bytes_after" */
+ *       exit 0 when image_present says so, else 1 */
 #define _GNU_SOURCE
 #include <archive.h>
 #include <archive_entry.h>
@@ -213,24 +211,6 @@ cmd_pull (int argc, char **argv)
   return 0;
 }
 
-static int
-cmd_gc (int argc, char **argv)
-{
-  if (argc < 4)
-    die ("gc STATE BUDGET [IN_USE...]");
-  image_gc_stats_t st;
-  orch_err_t err = { 0 };
-  if (image_gc (argv[2], strtoull (argv[3], NULL, 10), (const char *const *) argv + 4,
-                (size_t) (argc - 4), &st, &err)
-      < 0)
-    {
-      fprintf (stderr, "%s\n", err.msg);
-      return 1;
-    }
-  printf ("%u %u %llu\n", st.images_removed, st.blobs_removed, (unsigned long long) st.bytes_after);
-  return 0;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -238,24 +218,8 @@ main (int argc, char **argv)
     return cmd_mkoci (argv[2], argv[3], argv[4]);
   if (argc >= 2 && strcmp (argv[1], "pull") == 0)
     return cmd_pull (argc, argv);
-  if (argc == 5 && strcmp (argv[1], "import") == 0)
-    {
-      orch_err_t err = { 0 };
-      char *root;
-      if (image_import (argv[2], argv[3], argv[4], &err) < 0
-          || (root = image_rootfs (argv[2], argv[3], &err)) == NULL)
-        {
-          fprintf (stderr, "%s\n", err.msg);
-          return 1;
-        }
-      printf ("%s\n", root);
-      free (root);
-      return 0;
-    }
   if (argc == 4 && strcmp (argv[1], "present") == 0)
     return image_present (argv[2], argv[3]) ? 0 : 1;
-  if (argc >= 2 && strcmp (argv[1], "gc") == 0)
-    return cmd_gc (argc, argv);
-  fprintf (stderr, "usage: registry_check mkoci|pull|import|present|gc ...\n");
+  fprintf (stderr, "usage: registry_check mkoci|pull|present ...\n");
   return 2;
 }

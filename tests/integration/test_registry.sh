@@ -3,8 +3,8 @@
 # loopback with a temporary storage dir, pushes the busybox image of
 # deploy/make-busybox-image.sh there with skopeo (as an OCI layout that
 # registry_check writes: a plain image "1" and an index "multi" with an
-# arm64 decoy), then pulls with image_ensure (tests/integration/
-# registry_check.c): the rootfs has a working bin/busybox, a second pull
+# arm64 decoy), then pulls with orch-image, the program the agent pulls
+# with (a cancelled pull goes through registry_check.c): the rootfs has a working bin/busybox, a second pull
 # needs no registry, the index resolves to linux/amd64, digests and size
 # limits are enforced, a corrupted blob is refused, GC keeps what is in use;
 # and against a registry behind bearer-token auth with a tiny token server.
@@ -22,10 +22,30 @@ for t in docker-registry skopeo gzip curl; do
     exit 77
   fi
 done
-if [ ! -x "$check" ]; then
-  echo "SKIP: $check not built (cmake --build ... --target registry_check)"
-  exit 77
-fi
+image="$build/bin/orch-image"
+for b in "$check" "$image"; do
+  if [ ! -x "$b" ]; then
+    echo "SKIP: $b not built (cmake --build ... --target registry_check orch-image)"
+    exit 77
+  fi
+done
+
+# pull STATE REF [--always|--never] [--max-blob N] [--ca-file PEM] [--user U --password P]
+pull() {
+  local st=$1 ref=$2 pw=
+  local args=()
+  shift 2
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --always) args+=(--policy always) ;;
+      --never) args+=(--policy never) ;;
+      --password) pw=$2; shift ;;
+      *) args+=("$1") ;;
+    esac
+    shift
+  done
+  ORCH_REGISTRY_PASSWORD=$pw "$image" --state-dir "$st" "${args[@]}" pull "$ref"
+}
 
 dir=$(mktemp -d /tmp/orch-test-registry.XXXXXX) || exit 1
 pids=()
@@ -93,7 +113,7 @@ fi
 
 # ---- a pull ------------------------------------------------------------------
 st=$dir/state
-rootfs=$("$check" pull "$st" "$reg/busybox:1" 2> "$dir/err") || fail "pull: $(cat "$dir/err")"
+rootfs=$(pull "$st" "$reg/busybox:1" 2> "$dir/err") || fail "pull: $(cat "$dir/err")"
 if [ -x "$rootfs/bin/busybox" ] && [ "$("$rootfs/bin/busybox" echo pulled)" = pulled ] \
   && [ -L "$rootfs/bin/sh" ]; then
   ok "pulled rootfs has a working bin/busybox"
@@ -106,9 +126,9 @@ fi
 
 # ---- a second pull is a no-op: it works with the registry gone --------------
 kill "$plain_pid"; wait "$plain_pid" 2>/dev/null
-again=$("$check" pull "$st" "$reg/busybox:1" 2> "$dir/err") || fail "second pull: $(cat "$dir/err")"
+again=$(pull "$st" "$reg/busybox:1" 2> "$dir/err") || fail "second pull: $(cat "$dir/err")"
 [ "$again" = "$rootfs" ] && ok "second pull is a no-op (registry down)" || fail "second pull gave $again"
-if "$check" pull "$st" "$reg/busybox:1" --always 2> "$dir/err" >/dev/null; then
+if pull "$st" "$reg/busybox:1" --always 2> "$dir/err" >/dev/null; then
   fail "--always pull succeeded with the registry down"
 else
   grep -q "pull $reg/busybox:1: ping: GET https://$reg/v2/: .*connect" "$dir/err" && ok "--always names ref and step: $(cat "$dir/err")" \
@@ -118,28 +138,28 @@ start_registry plain "$port"
 
 # --always re-resolves the tag but fetches no blob it already has.
 ino_before=$(stat -c %i "$st/images/blobs/sha256/${layer_d#sha256:}")
-again=$("$check" pull "$st" "$reg/busybox:1" --always 2> "$dir/err") || fail "--always pull: $(cat "$dir/err")"
+again=$(pull "$st" "$reg/busybox:1" --always 2> "$dir/err") || fail "--always pull: $(cat "$dir/err")"
 ino_after=$(stat -c %i "$st/images/blobs/sha256/${layer_d#sha256:}")
 [ "$again" = "$rootfs" ] && [ "$ino_before" = "$ino_after" ] && ok "--always keeps held blobs" \
   || fail "--always refetched ($ino_before -> $ino_after) or moved the rootfs ($again)"
 
 # ---- an index resolves to linux/amd64; by digest -----------------------------
-multi=$("$check" pull "$dir/state2" "$reg/busybox:multi" 2> "$dir/err") || fail "multi: $(cat "$dir/err")"
+multi=$(pull "$dir/state2" "$reg/busybox:multi" 2> "$dir/err") || fail "multi: $(cat "$dir/err")"
 if [ -x "$multi/bin/busybox" ] && [ ! -e "$multi/ARCH" ]; then
   ok "manifest list resolved to linux/amd64"
 else
   fail "manifest list gave the wrong image ($multi)"
 fi
-bydigest=$("$check" pull "$dir/state3" "$reg/busybox@$man_d" 2> "$dir/err") || fail "by digest: $(cat "$dir/err")"
+bydigest=$(pull "$dir/state3" "$reg/busybox@$man_d" 2> "$dir/err") || fail "by digest: $(cat "$dir/err")"
 [ -x "$bydigest/bin/busybox" ] && ok "pull by digest" || fail "pull by digest"
-if "$check" pull "$dir/state3" "$reg/busybox@sha256:$(printf '0%.0s' $(seq 64))" 2> "$dir/err" >/dev/null; then
+if pull "$dir/state3" "$reg/busybox@sha256:$(printf '0%.0s' $(seq 64))" 2> "$dir/err" >/dev/null; then
   fail "an unknown digest was pulled"
 else
   grep -q "HTTP 404" "$dir/err" && ok "unknown digest: $(cat "$dir/err")" || fail "unknown digest: $(cat "$dir/err")"
 fi
 
 # ---- limits --------------------------------------------------------------------
-if "$check" pull "$dir/state4" "$reg/busybox:1" --max-blob 100000 2> "$dir/err" >/dev/null; then
+if pull "$dir/state4" "$reg/busybox:1" --max-blob 100000 2> "$dir/err" >/dev/null; then
   fail "a blob over --max-blob was pulled"
 else
   grep -q "limit" "$dir/err" && ok "blob size limit: $(cat "$dir/err")" || fail "limit: $(cat "$dir/err")"
@@ -160,7 +180,7 @@ if [ -z "$data" ]; then
 else
   cp "$data" "$dir/layer.bak"
   printf 'XXXX' | dd of="$data" bs=1 seek=1000 conv=notrunc 2>/dev/null
-  if "$check" pull "$dir/state5" "$reg/busybox:1" 2> "$dir/err" >/dev/null; then
+  if pull "$dir/state5" "$reg/busybox:1" 2> "$dir/err" >/dev/null; then
     fail "a corrupted layer was accepted"
   else
     if grep -q "pull $reg/busybox:1: blob $layer_d: digest mismatch" "$dir/err"; then
@@ -179,9 +199,9 @@ fi
 # ---- archives written by a real tool import to the same image --------------------
 if skopeo copy -q "oci:$dir/oci:1" "docker-archive:$dir/bb-docker.tar:busybox:1" \
   && skopeo copy -q "oci:$dir/oci:1" "oci-archive:$dir/bb-oci.tar:1"; then
-  d_root=$("$check" import "$dir/state6" busybox:1 "$dir/bb-docker.tar" 2> "$dir/err") || fail "docker-archive: $(cat "$dir/err")"
-  o_root=$("$check" import "$dir/state6" bb-oci:1 "$dir/bb-oci.tar" 2> "$dir/err") || fail "oci-archive: $(cat "$dir/err")"
-  p_root=$("$check" pull "$dir/state6" "$reg/busybox:1" 2> "$dir/err") || fail "pull: $(cat "$dir/err")"
+  d_root=$("$image" --state-dir "$dir/state6" import busybox:1 "$dir/bb-docker.tar" 2> "$dir/err") || fail "docker-archive: $(cat "$dir/err")"
+  o_root=$("$image" --state-dir "$dir/state6" import bb-oci:1 "$dir/bb-oci.tar" 2> "$dir/err") || fail "oci-archive: $(cat "$dir/err")"
+  p_root=$(pull "$dir/state6" "$reg/busybox:1" 2> "$dir/err") || fail "pull: $(cat "$dir/err")"
   if [ -n "$d_root" ] && [ "$d_root" = "$o_root" ] && [ "$(realpath "$d_root")" = "$(realpath "$p_root")" ] \
     && [ "$("$d_root/bin/busybox" echo imported)" = imported ]; then
     ok "skopeo's docker-archive and oci-archive import to the pulled image's rootfs"
@@ -194,7 +214,7 @@ fi
 
 # ---- concurrent pulls of one image into one store --------------------------------
 for i in 1 2 3; do
-  "$check" pull "$dir/state7" "$reg/busybox:1" > "$dir/conc$i" 2>&1 &
+  pull "$dir/state7" "$reg/busybox:1" > "$dir/conc$i" 2>&1 &
   cpids[$i]=$!
 done
 conc_ok=1
@@ -207,9 +227,9 @@ else
 fi
 
 # ---- GC keeps what is in use -----------------------------------------------------
-out=$("$check" gc "$st" 0 "$rootfs" 2> "$dir/err") || fail "gc: $(cat "$dir/err")"
+out=$("$image" --state-dir "$st" gc --budget 0 --in-use "$rootfs" 2> "$dir/err") || fail "gc: $(cat "$dir/err")"
 [ -x "$rootfs/bin/busybox" ] && ok "gc kept the image in use ($out)" || fail "gc removed the image in use"
-out=$("$check" gc "$st" 0 2> "$dir/err") || fail "gc: $(cat "$dir/err")"
+out=$("$image" --state-dir "$st" gc --budget 0 2> "$dir/err") || fail "gc: $(cat "$dir/err")"
 [ ! -e "$rootfs" ] && ! "$check" present "$st" "$reg/busybox:1" && ok "gc removed it once unused ($out)" \
   || fail "gc left the unused image ($out)"
 
@@ -283,7 +303,7 @@ PY
   fi
   : > "$tdir/asks"
   local troot
-  if troot=$("$check" pull "$dir/state-token" "$treg/team/busybox:1" --user orch --password s3cret 2> "$tdir/err") \
+  if troot=$(pull "$dir/state-token" "$treg/team/busybox:1" --user orch --password s3cret 2> "$tdir/err") \
     && [ -x "$troot/bin/busybox" ]; then
     ok "pull through bearer-token auth"
   else
@@ -294,7 +314,7 @@ PY
   else
     fail "token service asks: $(cat "$tdir/asks")"
   fi
-  if "$check" pull "$dir/state-token2" "$treg/team/busybox:1" --user orch --password wrong 2> "$tdir/err" >/dev/null; then
+  if pull "$dir/state-token2" "$treg/team/busybox:1" --user orch --password wrong 2> "$tdir/err" >/dev/null; then
     fail "pulled with wrong credentials"
   else
     grep -q "token service http://127.0.0.1:$tport/token: HTTP 401: UNAUTHORIZED: bad credentials" "$tdir/err" \
@@ -320,13 +340,13 @@ tls_test() {
     fail "skopeo push over https: $(cat "$tdir/err")"; return
   fi
   local sroot
-  if sroot=$("$check" pull "$dir/state-tls" "$sreg/busybox:1" --ca-file "$tdir/cert.pem" 2> "$tdir/err") \
+  if sroot=$(pull "$dir/state-tls" "$sreg/busybox:1" --ca-file "$tdir/cert.pem" 2> "$tdir/err") \
     && [ -x "$sroot/bin/busybox" ]; then
     ok "pull over https with the registry's CA"
   else
     fail "https pull: $(cat "$tdir/err")"
   fi
-  if "$check" pull "$dir/state-tls2" "$sreg/busybox:1" 2> "$tdir/err" >/dev/null; then
+  if pull "$dir/state-tls2" "$sreg/busybox:1" 2> "$tdir/err" >/dev/null; then
     fail "pulled over https from an untrusted certificate"
   else
     grep -qi "certificate" "$tdir/err" && ok "untrusted certificate refused: $(cat "$tdir/err")" \
@@ -351,13 +371,13 @@ basic_test() {
     fail "skopeo push with basic auth: $(cat "$bdir/err")"; return
   fi
   local broot
-  if broot=$("$check" pull "$dir/state-basic" "$breg/busybox:1" --user orch --password s3cret 2> "$bdir/err") \
+  if broot=$(pull "$dir/state-basic" "$breg/busybox:1" --user orch --password s3cret 2> "$bdir/err") \
     && [ -x "$broot/bin/busybox" ]; then
     ok "pull with basic credentials"
   else
     fail "basic pull: $(cat "$bdir/err")"
   fi
-  if "$check" pull "$dir/state-basic2" "$breg/busybox:1" 2> "$bdir/err" >/dev/null; then
+  if pull "$dir/state-basic2" "$breg/busybox:1" 2> "$bdir/err" >/dev/null; then
     fail "anonymous pull from a basic-auth registry succeeded"
   else
     grep -q "pull $breg/busybox:1: manifest 1: HTTP 401" "$dir/basic/err" && ok "anonymous pull refused: $(cat "$bdir/err")" \

@@ -52,6 +52,7 @@ test_flags_defaults (void **state)
   assert_string_equal (cfg.bridge_subnet, "10.88.0.0/24");
   assert_int_equal (cfg.log_max_size, 10 * 1024 * 1024);
   assert_int_equal (cfg.log_max_files, 3);
+  assert_int_equal (cfg.image_gc_interval_ms, 10 * 60 * 1000);
   agent_config_clear (&cfg);
 }
 
@@ -107,11 +108,13 @@ test_flags_all_options (void **state)
                          "500ms",
                          "--log-level",
                          "debug",
+                         "--image-gc-interval=90s",
                          NULL };
   agent_config_t cfg;
   orch_err_t err;
 
   assert_int_equal (parse (&cfg, &err, "from-env", args), AGENT_CONFIG_RUN);
+  assert_int_equal (cfg.image_gc_interval_ms, 90 * 1000);
   assert_string_equal (cfg.scheduler_host, "fd00::1");
   assert_string_equal (cfg.scheduler_port, "7701");
   assert_string_equal (cfg.node_id, "edge-7");
@@ -208,6 +211,8 @@ test_flags_help_text_documents_every_option (void **state)
                                       "--log-max-size SIZE",
                                       "Default: 10Mi",
                                       "--log-max-files N",
+                                      "--image-gc-interval DURATION",
+                                      "ORCH_IMAGE_HELPER",
                                       "EXIT STATUS" };
   const char *text = agent_usage_text ();
   size_t i;
@@ -256,6 +261,8 @@ static const struct
   { { REQ, "--heartbeat-interval", "2", NULL }, "is not a duration" },
   { { REQ, "--heartbeat-interval", "10ms", NULL }, "out of range (100ms to 1m)" },
   { { REQ, "--heartbeat-interval", "2h", NULL }, "out of range" },
+  { { REQ, "--image-gc-interval", "soon", NULL }, "--image-gc-interval: \"soon\" is not a duration" },
+  { { REQ, "--image-gc-interval", "10ms", NULL }, "out of range (1s to 24h)" },
   { { REQ, "--log-level", "loud", NULL }, "\"loud\" is not one of debug, info, warn, error" },
   { { REQ, "--bridge", "a/b", NULL }, "is not an interface name" },
   { { REQ, "--bridge", "much-too-long-bridge", NULL }, "is not an interface name" },

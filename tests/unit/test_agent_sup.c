@@ -682,7 +682,7 @@ test_sup_pulls_missing_image (void **state)
   expect_history (fx, "web-00000020", "pending pulling starting running", 3000);
   expect_history (fx, "web-00000021", "pending pulling failed", 3000);
   assert_string_equal (last_event (fx, "web-00000021")->reason,
-                       "pull remote/broken: pull remote/broken: blob sha256:ab: digest mismatch");
+                       "pull remote/broken: blob sha256:ab: digest mismatch");
 }
 
 static void
