@@ -25,17 +25,32 @@ static const char agent_image_err_prefix[] = "orch-image: error: ";
 static int
 agent__image_run (char **argv, const volatile int *cancel, char **out, orch_err_t *err)
 {
-  /* The helper needs only a PATH for nothing and the C locale; the
-   * agent's environment (join token) is not passed on. */
-  static char *const envp[]
-      = { (char *) "PATH=/usr/sbin:/usr/bin:/sbin:/bin", (char *) "LC_ALL=C", NULL };
+  /* A minimal environment (the agent's holds its join token), plus what
+   * libcurl reads to reach a registry through a proxy or with other CAs. */
+  static const char *const pass[]
+      = { "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+          "ALL_PROXY", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR" };
+  char *envp[ORCH_ARRAY_LEN (pass) + 3];
+  size_t ne = 0;
+  envp[ne++] = xstrdup ("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+  envp[ne++] = xstrdup ("LC_ALL=C");
+  for (size_t i = 0; i < ORCH_ARRAY_LEN (pass); i++)
+    {
+      const char *v = getenv (pass[i]);
+      if (v != NULL)
+        envp[ne++] = xasprintf ("%s=%s", pass[i], v);
+    }
+  envp[ne] = NULL;
   orch_run_t run = {
     .argv = argv,
     .envp = envp,
     .out_max = AGENT_IMAGE_OUT_MAX,
     .cancel = cancel,
   };
-  if (orch_run (&run, err) < 0)
+  int r = orch_run (&run, err);
+  for (size_t i = 0; i < ne; i++)
+    free (envp[i]);
+  if (r < 0)
     {
       /* The last line that is the helper's error, if any. */
       const char *line = NULL;

@@ -17,3 +17,7 @@ if(TARGET test_agent_session)
   add_dependencies(test_agent_session orch-init)
   target_compile_definitions(test_agent_session PRIVATE ORCH_INIT_BIN="$<TARGET_FILE:orch-init>")
 endif()
+# Pulls and GC through the orch-image helper, with a script standing in.
+find_package(Threads REQUIRED)
+orch_unit_test(test_agent_image SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_agent_image.c
+  LIBS orch_agentlib Threads::Threads)
