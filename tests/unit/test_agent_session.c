@@ -371,12 +371,11 @@ start_agent (fx_t *fx)
   orch_err_t err = { 0 };
 
   if (geteuid () != 0)
-    skip ();
+    orch_skip ("needs root (cgroups, namespaces)");
   fx->agent = agent_new (&fx->loop, &fx->cfg, &err);
   if (fx->agent == NULL)
     {
-      fprintf (stderr, "agent_new: %s: skipping\n", err.msg);
-      skip ();
+      orch_skip ("agent_new: %s", err.msg);
     }
 }
 
@@ -732,10 +731,10 @@ test_session_cleans_leftovers (void **state)
   struct stat st;
 
   if (geteuid () != 0)
-    skip ();
+    orch_skip ("needs root (cgroups, namespaces)");
   cg = cg_manager_new (fx->cgroup_parent, &err);
   if (cg == NULL)
-    skip ();
+    orch_skip ("no cgroup manager here: %s", err.msg);
   assert_int_equal (cg->ops->create (cg, "old-00000001", &lim, &err), 0);
   assert_true (cg->ops->exists (cg, "old-00000001"));
   assert_int_equal (orch_mkdir_p (old, 0700), 0);
@@ -811,12 +810,11 @@ test_session_real_container (void **state)
   setenv ("ORCH_INIT_PATH", ORCH_INIT_BIN, 1);
 #endif
   if (!make_busybox_image (fx))
-    skip ();
+    orch_skip ("cannot make the busybox image (deploy/make-busybox-image.sh)");
   start_agent (fx);
   if (fx->agent->n_runtimes == 0)
     {
-      fprintf (stderr, "no container runtime here: skipping\n");
-      skip ();
+      orch_skip ("no container runtime here");
     }
   wait_count (fx, ORCH__ENVELOPE__MSG_NODE_REGISTER, 1, 3000);
   assert_string_equal (last (fx, ORCH__ENVELOPE__MSG_NODE_REGISTER)->runtimes, "container");

@@ -394,7 +394,7 @@ gnu_cpio_agrees (void **state)
 {
   (void) state;
   if (sh ("command -v cpio >/dev/null 2>&1") != 0)
-    skip ();
+    orch_skip ("GNU cpio is not installed (deploy/install-deps.sh installs it for the tests)");
   cleanup_free char *d = make_tmpdir ();
   cleanup_free char *path = xasprintf ("%s/a.cpio", d);
   cleanup_free char *out = xasprintf ("%s/out", d);
