@@ -22,6 +22,7 @@ NODE=${ORCH_QUICKSTART_NODE:-node1}
 CGROUP_PARENT=orch-quickstart
 KERNEL_CACHE=${ORCH_VM_CACHE:-/var/cache/orch}
 BRIDGE=orchqs0
+. "$ROOT/deploy/node-cleanup.sh"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -139,26 +140,13 @@ down() {
   stop_pid agent
   stop_pid scheduler
   stop_pid etcd
-  # Whatever a workload left behind: its processes and cgroups.
-  for hier in /sys/fs/cgroup/*/"$CGROUP_PARENT" /sys/fs/cgroup/"$CGROUP_PARENT"; do
-    [ -d "$hier" ] || continue
-    for cg in "$hier"/*/; do
-      [ -f "$cg/cgroup.procs" ] || continue
-      xargs -r kill -KILL < "$cg/cgroup.procs" 2>/dev/null || true
-      rmdir "$cg" 2>/dev/null || true
-    done
-    rmdir "$hier" 2>/dev/null || true
-  done
-  # The node network the agent made: taps and veths left on the bridge, the
-  # bridge, and the nftables table.
-  for l in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
-    ip link del "$l" 2>/dev/null || true
-  done
-  ip link del "$BRIDGE" 2>/dev/null || true
+  # Whatever a workload left behind: its processes and cgroups, the node
+  # network the agent made (veths and taps on the bridge, the bridge, the
+  # nftables table), overlay mounts.
+  orch_node_kill_cgroups "$CGROUP_PARENT"
+  orch_node_remove_bridge "$BRIDGE"
   nft delete table ip orch 2>/dev/null || true
-  # Overlay mounts of workloads that were killed above.
-  { grep -o " $STATE/[^ ]*" /proc/self/mountinfo || true; } | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  orch_node_umount_under "$STATE"
   rm -rf "$STATE"
   echo "   removed $STATE"
 }

@@ -15,6 +15,7 @@ ORCH_SOURCE_DIR=${ORCH_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." &
 ORCH_BUILD_DIR=${ORCH_BUILD_DIR:-$ORCH_SOURCE_DIR/build}
 BIN=$ORCH_BUILD_DIR/bin
 . "$ORCH_SOURCE_DIR/tests/integration/lib_etcd.sh"
+. "$ORCH_SOURCE_DIR/deploy/node-cleanup.sh"
 
 IT_DIR=
 IT_AGENTS=()
@@ -136,33 +137,13 @@ itest_cleanup() {
   local daemons=("${IT_AGENTS[@]}" ${IT_SCHED_PID:-})
   for pid in "${daemons[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${daemons[@]}"; do wait "$pid" 2>/dev/null; done
-  # Workloads outlive their agent by design: kill them through their cgroups.
-  for parent in "${IT_CGROUP_PARENTS[@]}"; do
-    for hier in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do
-      [ -d "$hier" ] || continue
-      for cg in "$hier"/*/; do
-        [ -f "$cg/cgroup.procs" ] || continue
-        for _ in 1 2 3 4 5; do
-          xargs -r kill -KILL < "$cg/cgroup.procs" 2>/dev/null
-          [ -s "$cg/cgroup.procs" ] || break
-          sleep 0.1
-        done
-        rmdir "$cg" 2>/dev/null
-      done
-      rmdir "$hier" 2>/dev/null
-    done
-  done
+  for parent in "${IT_CGROUP_PARENTS[@]}"; do orch_node_kill_cgroups "$parent"; done
   etcd_stop 2>/dev/null
   for ns in "${IT_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
-  for br in "${IT_BRIDGES[@]}"; do
-    for l in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
-      ip link del "$l" 2>/dev/null
-    done
-    ip link del "$br" 2>/dev/null
-  done
+  for br in "${IT_BRIDGES[@]}"; do orch_node_remove_bridge "$br"; done
   [ "$IT_NFT_WAS_THERE" = 0 ] && nft delete table ip orch 2>/dev/null
   if [ -n "$IT_DIR" ] && [ -d "$IT_DIR" ]; then
-    grep -o " $IT_DIR/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+    orch_node_umount_under "$IT_DIR"
     if [ $rc -ne 0 ] && [ -n "${ORCH_KEEP_TEST_DIR:-}" ]; then
       echo "kept $IT_DIR"
     else
