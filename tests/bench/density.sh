@@ -39,7 +39,7 @@ log() { [ $json = 1 ] || echo "# $*"; }
 itest_init
 density_cleanup() {
   local rc=$?
-  ip link del "$BRIDGE" 2>/dev/null || true
+  orch_node_remove_bridge "$BRIDGE"
   itest_cleanup "$rc"
 }
 trap density_cleanup EXIT
