@@ -214,6 +214,9 @@ typedef struct agent_alloc_s
   agent_timer_kind_t timer_kind;
   bool forgotten; /* removed from the table, waiting for the timer's close */
   struct agent_pull_s *pull; /* the image pull in flight, or NULL */
+  /* The cleanup after an end, in flight in the thread pool, or NULL: the
+   * allocation keeps its state (and restarts, stops wait) until it is done. */
+  struct agent_cleanup_s *cleanup;
   bool queued;    /* added by a DesiredAllocs, waiting for its turn to start */
 
   /* Re-adopted after an agent restart: not our child, so its end is seen

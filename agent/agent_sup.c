@@ -790,6 +790,9 @@ agent_sup_stop (agent_sup_t *sup, const char *id, int64_t grace_ms)
   a->timer_kind = AGENT_TIMER_NONE;
   agent_health_stop (a);
   agent__pull_abandon (a);
+  /* Ended, and being cleaned up: the cleanup's end finishes the stop. */
+  if (a->cleanup != NULL)
+    return 0;
 
   if (a->state == AGENT_ALLOC_RUNNING && a->proc.pid > 0)
     {
@@ -893,23 +896,12 @@ agent__read_exit_record (agent_sup_t *sup, agent_alloc_t *a, bool *exec_failed)
   return 1;
 }
 
-/* The common end of a workload, whoever saw it: usage and OOM, cleanup, the
- * state it ends in, the restart policy. a->exit_code and a->reason are set. */
+/* What follows the cleanup of an ended workload: the state it ends in and
+ * the restart policy. */
 static void
-agent__ended (agent_sup_t *sup, agent_alloc_t *a, bool exec_failed)
+agent__finish_end (agent_sup_t *sup, agent_alloc_t *a, bool oom, bool exec_failed)
 {
-  orch_err_t err = { 0 };
-  cg_usage_t u = { 0 };
-  bool oom = false, failed;
-
-  if (a->rt->usage (&sup->env, a->id, &u, &err) == 0)
-    {
-      oom = u.oom_kills > 0;
-      a->usage = u;
-    }
-  orch_err_clear (&err);
-  if (a->rt->cleanup (&sup->env, a->id, &err) < 0)
-    orch_warn ("alloc %s: cleanup: %s", a->id, err.msg);
+  bool failed;
 
   if (a->stopping)
     {
@@ -939,6 +931,84 @@ agent__ended (agent_sup_t *sup, agent_alloc_t *a, bool exec_failed)
       agent__transition (sup, a, AGENT_ALLOC_EXITED);
     }
   agent__after_end (sup, a, failed);
+}
+
+/* A runtime's cleanup of one allocation (its cgroup, network, overlay),
+ * run in the thread pool: removing a cgroup waits for its last task and
+ * detaching from the bridge takes netlink and nftables round trips, tens
+ * of milliseconds that the loop, with hundreds of workloads, cannot spare. */
+typedef struct agent_cleanup_s
+{
+  uv_work_t work;
+  agent_sup_t *sup;
+  const rt_ops_t *rt;
+  char *alloc_id;
+  bool oom;
+  bool exec_failed;
+  orch_err_t err;
+  int status;
+} agent_cleanup_t;
+
+static void
+agent__cleanup_work (uv_work_t *w)
+{
+  agent_cleanup_t *c = w->data;
+  c->status = c->rt->cleanup (&c->sup->env, c->alloc_id, &c->err);
+}
+
+static void
+agent__cleanup_done (uv_work_t *w, int status)
+{
+  agent_cleanup_t *c = w->data;
+  agent_sup_t *sup = c->sup;
+  agent_alloc_t *a;
+
+  if (status == 0 && c->status < 0)
+    orch_warn ("alloc %s: cleanup: %s", c->alloc_id, c->err.msg);
+  a = sup->closing ? NULL : agent_sup_find (sup, c->alloc_id);
+  if (a != NULL && a->cleanup == c)
+    {
+      a->cleanup = NULL;
+      agent__finish_end (sup, a, c->oom, c->exec_failed);
+    }
+  free (c->alloc_id);
+  free (c);
+}
+
+/* The common end of a workload, whoever saw it: usage and OOM, then the
+ * cleanup (in the thread pool when it can be queued), then
+ * agent__finish_end. a->exit_code and a->reason are set. */
+static void
+agent__ended (agent_sup_t *sup, agent_alloc_t *a, bool exec_failed)
+{
+  orch_err_t err = { 0 };
+  cg_usage_t u = { 0 };
+  agent_cleanup_t *c;
+  bool oom = false;
+
+  if (a->rt->usage (&sup->env, a->id, &u, &err) == 0)
+    {
+      oom = u.oom_kills > 0;
+      a->usage = u;
+    }
+  c = xcalloc (1, sizeof (*c));
+  c->sup = sup;
+  c->rt = a->rt;
+  c->alloc_id = xstrdup (a->id);
+  c->oom = oom;
+  c->exec_failed = exec_failed;
+  c->work.data = c;
+  if (uv_queue_work (sup->loop, &c->work, agent__cleanup_work, agent__cleanup_done) == 0)
+    {
+      a->cleanup = c;
+      return;
+    }
+  free (c->alloc_id);
+  free (c);
+  orch_err_clear (&err);
+  if (a->rt->cleanup (&sup->env, a->id, &err) < 0)
+    orch_warn ("alloc %s: cleanup: %s", a->id, err.msg);
+  agent__finish_end (sup, a, oom, exec_failed);
 }
 
 /* Bookkeeping common to both ways of seeing an end. */
@@ -1432,7 +1502,7 @@ agent_sup_sample_usage (agent_sup_t *sup)
       orch_err_t err = { 0 };
       cg_usage_t u = { 0 };
 
-      if (a->state != AGENT_ALLOC_RUNNING || a->rt == NULL)
+      if (a->state != AGENT_ALLOC_RUNNING || a->rt == NULL || a->cleanup != NULL)
         continue;
       if (a->rt->usage (&sup->env, a->id, &u, &err) == 0)
         a->usage = u;

@@ -9,7 +9,8 @@
  * and keeps them. Nothing here runs an external program: links and
  * addresses go through rtnetlink, rules through nftables.
  *
- * A net_t is used by one thread at a time. One agent per network namespace:
+ * Every call but net_new/net_free may come from any thread (they take the
+ * net_t's lock; attach and detach are serialised). One agent per network namespace:
  * agents sharing one would overwrite each other's rules. Container MACs are
  * 0a:58 followed by the IPv4 address, so that a restarted workload with the
  * same address is reachable at once. On hosts whose iptables FORWARD policy

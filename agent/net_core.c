@@ -1,12 +1,14 @@
 /* The node network (net.h): bridge, forwarding and rules at start, then per
  * allocation a lease, a link (veth into a container's namespace, or a tap
  * for a microVM) and its DNAT rules. Each attach undoes its own steps when
- * a later one fails. A net_t is used by one thread at a time. */
+ * a later one fails. The public calls take the net_t's lock: the agent
+ * attaches on its loop and detaches in its thread pool. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@ struct net_s
   net_ipam_t ipam;
   net_nl_t *nl;
   net_nft_t *nft;
+  pthread_mutex_t mu; /* held by every public call after net_new */
 };
 
 static int
@@ -79,6 +82,7 @@ net_new (const net_config_t *cfg, orch_err_t *err)
       return NULL;
     }
   n = xcalloc (1, sizeof *n);
+  pthread_mutex_init (&n->mu, NULL);
   snprintf (n->bridge, sizeof n->bridge, "%s", bridge);
   if (net__subnet_parse (subnet, &n->sn, err) < 0)
     {
@@ -161,6 +165,7 @@ net_free (net_t *n)
   net__nft_free (n->nft);
   net__nl_close (n->nl);
   net__ipam_close (&n->ipam);
+  pthread_mutex_destroy (&n->mu);
   free (n);
 }
 
@@ -541,7 +546,10 @@ int
 net_attach_netns (net_t *n, const char *alloc_id, pid_t pid, const net_port_t *ports,
                   size_t n_ports, char *addr, size_t addr_len, orch_err_t *err)
 {
-  return attach_netns (n, alloc_id, pid, ports, n_ports, addr, addr_len, err) < 0 ? -1 : 0;
+  pthread_mutex_lock (&n->mu);
+  int r = attach_netns (n, alloc_id, pid, ports, n_ports, addr, addr_len, err);
+  pthread_mutex_unlock (&n->mu);
+  return r < 0 ? -1 : 0;
 }
 
 int
@@ -549,17 +557,20 @@ net_attach_tap (net_t *n, const char *alloc_id, char *tap_name, size_t tap_len,
                 const net_port_t *ports, size_t n_ports, char *addr, size_t addr_len, int *prefix,
                 char *gw, size_t gw_len, orch_err_t *err)
 {
-  return attach_tap (n, alloc_id, tap_name, tap_len, ports, n_ports, addr, addr_len, prefix, gw,
-                     gw_len, err)
-                 < 0
-             ? -1
-             : 0;
+  pthread_mutex_lock (&n->mu);
+  int r = attach_tap (n, alloc_id, tap_name, tap_len, ports, n_ports, addr, addr_len, prefix, gw,
+                      gw_len, err);
+  pthread_mutex_unlock (&n->mu);
+  return r < 0 ? -1 : 0;
 }
 
 int
 net_detach (net_t *n, const char *alloc_id, orch_err_t *err)
 {
-  return detach (n, alloc_id, err) < 0 ? -1 : 0;
+  pthread_mutex_lock (&n->mu);
+  int r = detach (n, alloc_id, err);
+  pthread_mutex_unlock (&n->mu);
+  return r < 0 ? -1 : 0;
 }
 
 int
@@ -567,7 +578,10 @@ net_lookup (net_t *n, const char *alloc_id, char *addr, size_t addr_len)
 {
   uint32_t a;
 
-  if (net__ipam_get (&n->ipam, alloc_id, &a, NULL, 0, NULL) != 1)
+  pthread_mutex_lock (&n->mu);
+  int r = net__ipam_get (&n->ipam, alloc_id, &a, NULL, 0, NULL);
+  pthread_mutex_unlock (&n->mu);
+  if (r != 1)
     return -1;
   net__addr_format (a, addr, addr_len);
   return 0;

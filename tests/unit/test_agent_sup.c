@@ -29,7 +29,9 @@ typedef struct
   int sigs[32];
   bool oom;
   bool fail_start;
-  bool adopt_gone; /* adopt() finds the workload gone */
+  bool adopt_gone;      /* adopt() finds the workload gone */
+  int cleanup_delay_ms; /* cleanup() takes this long (it runs in the thread pool) */
+  int cleanups_at_start[8]; /* cleanups finished when start n began */
 } fake_t;
 
 static fake_t fake;
@@ -50,6 +52,8 @@ fake_start (rt_env_t *env, const rt_alloc_t *a, rt_proc_t *out, orch_err_t *err)
   struct stat st;
   pid_t pid;
 
+  if (fake.starts < 8)
+    fake.cleanups_at_start[fake.starts] = __atomic_load_n (&fake.cleanups, __ATOMIC_SEQ_CST);
   fake.starts++;
   /* The supervisor made the allocation's directory before starting. */
   assert_int_equal (stat (a->alloc_dir, &st), 0);
@@ -159,7 +163,9 @@ fake_usage (rt_env_t *env, const char *id, cg_usage_t *out, orch_err_t *err)
 static int
 fake_cleanup (rt_env_t *env, const char *id, orch_err_t *err)
 {
-  fake.cleanups++;
+  if (fake.cleanup_delay_ms > 0)
+    uv_sleep ((unsigned) fake.cleanup_delay_ms);
+  __atomic_add_fetch (&fake.cleanups, 1, __ATOMIC_SEQ_CST);
   return 0;
 }
 
@@ -492,6 +498,57 @@ test_sup_always_restarts_clean_exit (void **state)
   assert_int_equal (last_event (fx, "web-00000004")->restarts, 1);
 }
 
+/* The cleanup after an exit runs in the thread pool; the allocation stays
+ * as it was until it is done, and a restart (which reuses the cgroup's
+ * name) waits for it. */
+static void
+test_sup_restart_waits_for_cleanup (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *j
+      = spec_json ("busybox", "[\"exit\",\"1\"]",
+                   "{\"policy\":\"on-failure\",\"max_restarts\":1,\"backoff\":\"10ms\"}", NULL);
+
+  fake.cleanup_delay_ms = 150;
+  assert_int_equal (start (fx, "web-slowclean", j), 0);
+  expect_history (fx, "web-slowclean", "pending starting running", 3000);
+  /* The workload exits at once; its end is reported only after cleanup. */
+  uv_sleep (50);
+  uv_run (&fx->loop, UV_RUN_NOWAIT);
+  agent_sup_reap (&fx->sup);
+  assert_string_equal (history (fx, "web-slowclean"), "pending starting running");
+  expect_history (fx, "web-slowclean", "pending starting running exited starting running exited",
+                  3000);
+  assert_int_equal (fake.starts, 2);
+  assert_int_equal (fake.cleanups_at_start[1], 1);
+}
+
+/* A stop that arrives while an ended allocation is being cleaned up is
+ * finished by the cleanup's end: stopped, never restarted, forgotten. */
+static void
+test_sup_stop_during_cleanup (void **state)
+{
+  fx_t *fx = *state;
+  cleanup_free char *j = spec_json ("busybox", "[\"exit\",\"1\"]",
+                                    "{\"policy\":\"always\",\"backoff\":\"10ms\"}", NULL);
+
+  fake.cleanup_delay_ms = 200;
+  assert_int_equal (start (fx, "web-stopclean", j), 0);
+  expect_history (fx, "web-stopclean", "pending starting running", 3000);
+  uv_sleep (50);
+  agent_sup_reap (&fx->sup);
+  assert_string_equal (history (fx, "web-stopclean"), "pending starting running");
+  assert_int_equal (agent_sup_stop (&fx->sup, "web-stopclean", 0), 0);
+  assert_non_null (agent_sup_find (&fx->sup, "web-stopclean"));
+  expect_history (fx, "web-stopclean", "pending starting running stopped", 3000);
+  assert_string_equal (last_event (fx, "web-stopclean")->reason, "stopped by the scheduler");
+  assert_int_equal (fake.cleanups, 1);
+  assert_null (agent_sup_find (&fx->sup, "web-stopclean"));
+  uv_sleep (50);
+  uv_run (&fx->loop, UV_RUN_NOWAIT);
+  assert_int_equal (fake.starts, 1);
+}
+
 static void
 test_sup_never_policy (void **state)
 {
@@ -532,7 +589,7 @@ test_sup_lost_process (void **state)
   assert_int_equal (start (fx, "web-00000012", j), 0);
   /* No SIGCHLD will come for it: the periodic sweep finds it. */
   agent_sup_reap (&fx->sup);
-  assert_string_equal (history (fx, "web-00000012"), "pending starting running exited");
+  expect_history (fx, "web-00000012", "pending starting running exited", 3000);
   e = last_event (fx, "web-00000012");
   assert_int_equal (e->exit_code, 255);
   assert_string_equal (e->reason, "lost track of the workload's process");
@@ -1274,6 +1331,8 @@ static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_sup_killed_by_signal, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_oom_is_failed, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_lost_process, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_restart_waits_for_cleanup, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_sup_stop_during_cleanup, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_exit_record_refines_reason, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_stop_escalates_to_sigkill, setup, teardown),
   cmocka_unit_test_setup_teardown (test_sup_stop_uses_spec_grace, setup, teardown),
