@@ -27,6 +27,7 @@
 #define AGENT_MIN_IMAGE_GC_MS 1000
 #define AGENT_MAX_IMAGE_GC_MS (24LL * 3600 * 1000)
 #define AGENT_MAX_LABELS 64
+#define AGENT_MAX_SCHEDULERS 8
 #define AGENT_MAX_LABEL_KEY 253
 #define AGENT_MAX_LABEL_VALUE 256
 #define AGENT_MAX_JOIN_TOKEN 1024
@@ -44,9 +45,16 @@ typedef struct agent_label_s
 /* Everything the command line decides. Strings are owned (agent_config_clear). */
 typedef struct agent_config_s
 {
-  char *scheduler;       /* "HOST:PORT" as given */
-  char *scheduler_host;  /* HOST without brackets */
-  char *scheduler_port;  /* PORT, 1..65535 */
+  char *scheduler;       /* "HOST:PORT[,HOST:PORT...]" as given */
+  char *scheduler_host;  /* the first HOST, without brackets */
+  char *scheduler_port;  /* its PORT, 1..65535 */
+  /* Every scheduler address (the first is the one above): the session
+   * tries the next one after each failed attempt, so that it finds the
+   * leader among several schedulers (a standby refuses it). */
+  char **scheduler_hosts;
+  char **scheduler_ports;
+  char **scheduler_addrs; /* "HOST:PORT" each, for messages */
+  size_t n_schedulers;
   char *node_id;         /* a DNS label */
   agent_label_t *labels; /* keys unique, in the order given */
   size_t n_labels;

@@ -20,7 +20,7 @@ static const char agent__usage[]
       "    orch-agent - the orch node agent\n"
       "\n"
       "SYNOPSIS\n"
-      "    orch-agent --scheduler HOST:PORT --node-id NAME [--labels K=V,...]\n"
+      "    orch-agent --scheduler HOST:PORT[,...] --node-id NAME [--labels K=V,...]\n"
       "               [--state-dir DIR] [--cgroup-parent PATH] [--join-token TOKEN]\n"
       "               [--advertise-address IP] [--reserve-cpu CPU] [--reserve-memory MEM]\n"
       "               [--heartbeat-interval DURATION] [--log-level LEVEL]\n"
@@ -47,9 +47,11 @@ static const char agent__usage[]
       "    reconnects with exponential backoff (200ms doubling to 10s).\n"
       "\n"
       "OPTIONS\n"
-      "    --scheduler HOST:PORT\n"
+      "    --scheduler HOST:PORT[,HOST:PORT...]\n"
       "        The scheduler's agent endpoint (required), e.g. 10.0.0.1:7701,\n"
-      "        [fd00::1]:7701 or scheduler.example:7701.\n"
+      "        [fd00::1]:7701 or scheduler.example:7701. With several schedulers\n"
+      "        (one leads, the others stand by), list them all, up to 8: after a\n"
+      "        failed attempt or a refusal the agent tries the next one.\n"
       "\n"
       "    --node-id NAME\n"
       "        This node's id (required): a DNS label, lower-case letters, digits\n"
@@ -158,6 +160,26 @@ agent_usage_text (void)
   return agent__usage;
 }
 
+static void
+agent__schedulers_clear (agent_config_t *cfg)
+{
+  for (size_t i = 0; i < cfg->n_schedulers; i++)
+    {
+      free (cfg->scheduler_hosts[i]);
+      free (cfg->scheduler_ports[i]);
+      free (cfg->scheduler_addrs[i]);
+    }
+  free (cfg->scheduler_hosts);
+  free (cfg->scheduler_ports);
+  free (cfg->scheduler_addrs);
+  free (cfg->scheduler);
+  free (cfg->scheduler_host);
+  free (cfg->scheduler_port);
+  cfg->scheduler_hosts = cfg->scheduler_ports = cfg->scheduler_addrs = NULL;
+  cfg->scheduler = cfg->scheduler_host = cfg->scheduler_port = NULL;
+  cfg->n_schedulers = 0;
+}
+
 void
 agent_config_clear (agent_config_t *cfg)
 {
@@ -165,9 +187,7 @@ agent_config_clear (agent_config_t *cfg)
 
   if (cfg == NULL)
     return;
-  free (cfg->scheduler);
-  free (cfg->scheduler_host);
-  free (cfg->scheduler_port);
+  agent__schedulers_clear (cfg);
   free (cfg->node_id);
   for (i = 0; i < cfg->n_labels; i++)
     {
@@ -186,11 +206,12 @@ agent_config_clear (agent_config_t *cfg)
   memset (cfg, 0, sizeof (*cfg));
 }
 
-/* Splits "HOST:PORT", "[V6]:PORT". The host is not resolved here: the
- * session resolves it on every connection attempt, so a scheduler that moves
- * (a container restarted with a new address) is found again. */
+/* Splits "HOST:PORT", "[V6]:PORT" into *host_out and *port_out (newly
+ * allocated). The host is not resolved here: the session resolves it on
+ * every connection attempt, so a scheduler that moves (a container
+ * restarted with a new address) is found again. */
 static int
-agent__parse_scheduler (const char *s, agent_config_t *cfg, orch_err_t *err)
+agent__parse_scheduler_one (const char *s, char **host_out, char **port_out, orch_err_t *err)
 {
   const char *colon, *host, *port;
   size_t host_len;
@@ -246,9 +267,39 @@ agent__parse_scheduler (const char *s, agent_config_t *cfg, orch_err_t *err)
       || p > 65535)
     return orch_err_set (err, EINVAL, "--scheduler: \"%s\" is not a port (1-65535)", port);
 
-  cfg->scheduler = xstrdup (s);
-  cfg->scheduler_host = xstrndup (host, host_len);
-  cfg->scheduler_port = xasprintf ("%ld", p);
+  *host_out = xstrndup (host, host_len);
+  *port_out = xasprintf ("%ld", p);
+  return 0;
+}
+
+/* "ADDR[,ADDR...]" (at most AGENT_MAX_SCHEDULERS). */
+static int
+agent__parse_scheduler (const char *list, agent_config_t *cfg, orch_err_t *err)
+{
+  cleanup_free char *copy = xstrdup (list);
+  char *save = NULL;
+  size_t n = 0;
+
+  if (*list == '\0' || list[strlen (list) - 1] == ',' || list[0] == ',' || strstr (list, ",,"))
+    return orch_err_set (err, EINVAL, "--scheduler: \"%s\" has an empty address", list);
+  cfg->scheduler_hosts = xcalloc (AGENT_MAX_SCHEDULERS, sizeof (char *));
+  cfg->scheduler_ports = xcalloc (AGENT_MAX_SCHEDULERS, sizeof (char *));
+  cfg->scheduler_addrs = xcalloc (AGENT_MAX_SCHEDULERS, sizeof (char *));
+  for (char *one = strtok_r (copy, ",", &save); one != NULL; one = strtok_r (NULL, ",", &save))
+    {
+      if (n == AGENT_MAX_SCHEDULERS)
+        return orch_err_set (err, EINVAL, "--scheduler: more than %d addresses",
+                             AGENT_MAX_SCHEDULERS);
+      if (agent__parse_scheduler_one (one, &cfg->scheduler_hosts[n], &cfg->scheduler_ports[n],
+                                      err)
+          < 0)
+        return -1;
+      cfg->scheduler_addrs[n] = xstrdup (one);
+      cfg->n_schedulers = ++n;
+    }
+  cfg->scheduler = xstrdup (list);
+  cfg->scheduler_host = xstrdup (cfg->scheduler_hosts[0]);
+  cfg->scheduler_port = xstrdup (cfg->scheduler_ports[0]);
   return 0;
 }
 
@@ -448,10 +499,7 @@ agent__apply_flag (agent__flag_id_t id, const char *name, const char *v, agent_c
   switch (id)
     {
     case AGENT__F_SCHEDULER:
-      free (cfg->scheduler);
-      free (cfg->scheduler_host);
-      free (cfg->scheduler_port);
-      cfg->scheduler = cfg->scheduler_host = cfg->scheduler_port = NULL;
+      agent__schedulers_clear (cfg);
       return agent__parse_scheduler (v, cfg, err);
 
     case AGENT__F_NODE_ID:

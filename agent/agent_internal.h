@@ -481,6 +481,7 @@ struct agent_s
   uv_timer_t hello_timer;
   uv_timer_t heartbeat_timer;
   unsigned failures;      /* failed attempts since the last registration */
+  size_t sched_idx;       /* the scheduler address in use (cfg->scheduler_addrs) */
   char last_problem[256]; /* last logged failure, to log each change once */
   bool ever_registered;
   int logs_in_flight;

@@ -71,6 +71,15 @@ agent__on_retry (uv_timer_t *t)
   agent__connect_begin (t->data);
 }
 
+#define AGENT_NEXT_SCHEDULER_MS 50
+
+/* The scheduler address in use, "HOST:PORT". */
+static const char *
+agent__sched_addr (const agent_t *a)
+{
+  return a->cfg->n_schedulers > 0 ? a->cfg->scheduler_addrs[a->sched_idx] : a->cfg->scheduler;
+}
+
 static void
 agent__schedule_retry (agent_t *a)
 {
@@ -80,7 +89,15 @@ agent__schedule_retry (agent_t *a)
     return;
   a->state = AGENT_SESS_IDLE;
   a->failures++;
-  delay = agent_reconnect_delay_ms (a->failures, (double) random () / ((double) RAND_MAX + 1.0));
+  /* The next address at once; the backoff grows with each round through
+   * them all (a standby refuses us until it leads). */
+  size_t n = a->cfg->n_schedulers > 0 ? a->cfg->n_schedulers : 1;
+  a->sched_idx = (a->sched_idx + 1) % n;
+  if (a->sched_idx != 0)
+    delay = AGENT_NEXT_SCHEDULER_MS;
+  else
+    delay = agent_reconnect_delay_ms ((unsigned) ((a->failures + n - 1) / n),
+                                      (double) random () / ((double) RAND_MAX + 1.0));
   orch_debug ("next connection attempt in %lld ms", (long long) delay);
   uv_timer_start (&a->retry_timer, agent__on_retry, (uint64_t) delay, 0);
 }
@@ -682,7 +699,7 @@ agent__handle_hello_reply (agent_t *a, const Orch__HelloReply *hr)
   agent__send_register (a);
   if (a->conn == NULL || a->conn->closing)
     return;
-  orch_info ("registered with scheduler %s as %s%s", a->cfg->scheduler, a->cfg->node_id,
+  orch_info ("registered with scheduler %s as %s%s", agent__sched_addr (a), a->cfg->node_id,
              a->failures > 0 ? " (after retrying)" : "");
   a->failures = 0;
   a->last_problem[0] = '\0';
@@ -769,7 +786,7 @@ agent__on_connect (wire_conn_t *c, int status)
 
   if (c != a->conn || status < 0 || a->shutting_down)
     return; /* on_close follows a failure and says why */
-  orch_debug ("connected to scheduler %s (%s), sending hello", a->cfg->scheduler, c->peer);
+  orch_debug ("connected to scheduler %s (%s), sending hello", agent__sched_addr (a), c->peer);
   hello.protocol_version = WIRE_PROTOCOL_VERSION;
   hello.role = (char *) "agent";
   hello.identity = a->cfg->node_id;
@@ -800,13 +817,13 @@ agent__on_close (wire_conn_t *c, const char *reason)
     }
   if (was == AGENT_SESS_REGISTERED)
     {
-      orch_warn ("lost the connection to scheduler %s: %s; reconnecting", a->cfg->scheduler,
+      orch_warn ("lost the connection to scheduler %s: %s; reconnecting", agent__sched_addr (a),
                  reason ? reason : "closed");
       a->failures = 0;
       a->last_problem[0] = '\0';
     }
   else
-    agent__problem (a, "cannot register with scheduler %s: %s", a->cfg->scheduler,
+    agent__problem (a, "cannot register with scheduler %s: %s", agent__sched_addr (a),
                     reason ? reason : "closed");
   agent__schedule_retry (a);
 }
@@ -832,7 +849,7 @@ agent__on_resolved (uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   if (status < 0 || res == NULL)
     {
       uv_freeaddrinfo (res);
-      agent__problem (a, "cannot resolve scheduler host %s: %s", a->cfg->scheduler_host,
+      agent__problem (a, "cannot resolve scheduler %s: %s", agent__sched_addr (a),
                       uv_strerror (status < 0 ? status : UV_EAI_NONAME));
       agent__schedule_retry (a);
       return;
@@ -841,7 +858,7 @@ agent__on_resolved (uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   if (c == NULL)
     {
       uv_freeaddrinfo (res);
-      agent__problem (a, "cannot create a socket for scheduler %s", a->cfg->scheduler);
+      agent__problem (a, "cannot create a socket for scheduler %s", agent__sched_addr (a));
       agent__schedule_retry (a);
       return;
     }
@@ -867,11 +884,14 @@ agent__connect_begin (agent_t *a)
   hints.ai_flags = AI_NUMERICSERV;
   a->state = AGENT_SESS_RESOLVING;
   a->gai.data = a;
-  rc = uv_getaddrinfo (a->loop, &a->gai, agent__on_resolved, a->cfg->scheduler_host,
-                       a->cfg->scheduler_port, &hints);
+  const char *host = a->cfg->n_schedulers > 0 ? a->cfg->scheduler_hosts[a->sched_idx]
+                                              : a->cfg->scheduler_host;
+  const char *port = a->cfg->n_schedulers > 0 ? a->cfg->scheduler_ports[a->sched_idx]
+                                              : a->cfg->scheduler_port;
+  rc = uv_getaddrinfo (a->loop, &a->gai, agent__on_resolved, host, port, &hints);
   if (rc < 0)
     {
-      agent__problem (a, "cannot resolve scheduler host %s: %s", a->cfg->scheduler_host,
+      agent__problem (a, "cannot resolve scheduler %s: %s", agent__sched_addr (a),
                       uv_strerror (rc));
       agent__schedule_retry (a);
       return;

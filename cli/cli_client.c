@@ -297,7 +297,33 @@ cli_client_open (const char *server, int64_t timeout_ms, const char *identity,
   int r;
 
   cli__sigpipe_ignore (&saved);
-  r = cli__open (server, timeout_ms, identity, join_token, out, err);
+  if (strchr (server, ',') == NULL)
+    r = cli__open (server, timeout_ms, identity, join_token, out, err);
+  else
+    {
+      /* Several schedulers: the first that accepts (the leader; standbys
+       * refuse), else every address's reason. */
+      cleanup_free char *list = xstrdup (server);
+      cleanup_free char *why = NULL;
+      char *save = NULL;
+      r = -1;
+      for (char *one = strtok_r (list, ",", &save); one != NULL && r < 0;
+           one = strtok_r (NULL, ",", &save))
+        {
+          orch_err_t e = { 0 };
+          r = cli__open (one, timeout_ms, identity, join_token, out, &e);
+          if (r < 0)
+            {
+              char *w = xasprintf ("%s%s- %s", why != NULL ? why : "", why != NULL ? "\n  " : "",
+                                   e.msg);
+              free (why);
+              why = w;
+            }
+        }
+      if (r < 0)
+        orch_err_set (err, ECONNREFUSED, "no scheduler of %s accepted the connection:\n  %s",
+                      server, why);
+    }
   cli__sigpipe_restore (&saved);
   return r;
 }

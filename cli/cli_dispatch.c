@@ -19,7 +19,9 @@
 static const char cli__global_help[]
     = "Global options (before COMMAND):\n"
       "  --server HOST:PORT   the scheduler's API address (default: $ORCH_SERVER, else\n"
-      "                       " CLI_DEFAULT_SERVER ")\n"
+      "                       " CLI_DEFAULT_SERVER "); with several schedulers, a\n"
+      "                       comma-separated list: the leader answers, standbys\n"
+      "                       refuse\n"
       "  --timeout DUR        how long to wait for each reply from the scheduler\n"
       "                       (default: 10s; units ms, s, m, h)\n"
       "  -h, --help           show this help; `orchctl COMMAND --help` for a command\n"
@@ -189,7 +191,8 @@ cli_dispatch (cli_ctx_t *ctx, const cli_command_t *const *cmds, size_t n_cmds, i
         {
         case 's':
           if (!cli_server_valid (optarg))
-            return cli_usage_error (ctx, NULL, "--server wants HOST:PORT, not \"%s\"", optarg);
+            return cli_usage_error (ctx, NULL, "--server wants HOST:PORT[,HOST:PORT...], not \"%s\"",
+                                    optarg);
           ctx->server = optarg;
           break;
         case 't':

@@ -23,7 +23,7 @@ cli__connect (cli_ctx_t *ctx)
    * that a stale variable does not break `version` or `image import`. */
   if (!cli_server_valid (ctx->server))
     {
-      fprintf (ctx->err, "error: ORCH_SERVER wants HOST:PORT, not \"%s\"\n", ctx->server);
+      fprintf (ctx->err, "error: ORCH_SERVER wants HOST:PORT[,HOST:PORT...], not \"%s\"\n", ctx->server);
       return CLI_EXIT_FAIL;
     }
   if (cli_client_open (ctx->server, ctx->timeout_ms, ctx->identity, ctx->join_token, &c, &err) < 0)

@@ -32,18 +32,34 @@ cli_parse_duration (const char *s, int64_t *ms)
   return 0;
 }
 
-bool
-cli_server_valid (const char *s)
+static bool
+cli__hostport_valid (const char *s, size_t len)
 {
-  const char *colon = strrchr (s, ':');
+  const char *colon = memrchr (s, ':', len);
   char *end;
   long port;
 
-  if (colon == NULL || colon == s || colon[1] == '\0')
+  if (colon == NULL || colon == s || colon == s + len - 1)
     return false;
   errno = 0;
   port = strtol (colon + 1, &end, 10);
-  return errno == 0 && *end == '\0' && port >= 1 && port <= 65535;
+  return errno == 0 && end == s + len && port >= 1 && port <= 65535;
+}
+
+/* HOST:PORT, or several separated by commas. */
+bool
+cli_server_valid (const char *s)
+{
+  for (;;)
+    {
+      const char *comma = strchr (s, ',');
+      size_t len = comma != NULL ? (size_t) (comma - s) : strlen (s);
+      if (!cli__hostport_valid (s, len))
+        return false;
+      if (comma == NULL)
+        return true;
+      s = comma + 1;
+    }
 }
 
 int64_t

@@ -29,17 +29,23 @@ static const char usage_text[] =
     "  --node-ttl DURATION       a node that sends no heartbeat for this long plus\n"
     "                            the grace period is down (default 10s)\n"
     "  --node-grace DURATION     grace period after the TTL (default 10s)\n"
+    "  --leader-ttl DURATION     lease of the leader key /orch/leader (default 10s,\n"
+    "                            at least 2s): several schedulers may run on one\n"
+    "                            etcd; one leads, the others stand by and take over\n"
+    "                            within this long after the leader is gone\n"
     "  --name NAME               this scheduler's name in logs and replies\n"
     "                            (default: the host name)\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  -h, --help                show this help and exit\n"
     "  --version                 print the version and exit\n"
     "\n"
-    "Signals: SIGTERM and SIGINT stop the scheduler cleanly. Workloads keep\n"
-    "running; a restarted scheduler rebuilds its state from etcd.\n"
+    "Signals: SIGTERM and SIGINT stop the scheduler cleanly (a leader hands\n"
+    "over at once). Workloads keep running; a restarted scheduler rebuilds its\n"
+    "state from etcd.\n"
     "\n"
     "Exit status: 0 after a clean stop, 1 on a runtime failure (e.g. a port in\n"
-    "use), 2 on a usage error.\n";
+    "use) or after losing the leadership (its lease expired while etcd was out\n"
+    "of reach: run it again and it stands by), 2 on a usage error.\n";
 
 enum
 {
@@ -49,6 +55,7 @@ enum
   OPT_TOKEN,
   OPT_TTL,
   OPT_GRACE,
+  OPT_LEADER_TTL,
   OPT_NAME,
   OPT_LOG,
   OPT_VERSION,
@@ -88,6 +95,7 @@ main (int argc, char **argv)
     { "join-token", required_argument, NULL, OPT_TOKEN },
     { "node-ttl", required_argument, NULL, OPT_TTL },
     { "node-grace", required_argument, NULL, OPT_GRACE },
+    { "leader-ttl", required_argument, NULL, OPT_LEADER_TTL },
     { "name", required_argument, NULL, OPT_NAME },
     { "log-level", required_argument, NULL, OPT_LOG },
     { "help", no_argument, NULL, 'h' },
@@ -104,6 +112,7 @@ main (int argc, char **argv)
     .node_ttl_ms = 10000,
     .node_grace_ms = 10000,
     .identity = host,
+    .leader_ttl_ms = 10000,
   };
   orch_log_level_t level = ORCH_LOG_INFO;
   int c;
@@ -130,6 +139,11 @@ main (int argc, char **argv)
         case OPT_GRACE:
           if (orch_parse_duration_ms (optarg, &cfg.node_grace_ms) < 0 || cfg.node_grace_ms < 0)
             return usage_error ("--node-grace: \"%s\" is not a duration (e.g. 10s)", optarg);
+          break;
+        case OPT_LEADER_TTL:
+          if (orch_parse_duration_ms (optarg, &cfg.leader_ttl_ms) < 0 || cfg.leader_ttl_ms < 2000
+              || cfg.leader_ttl_ms > 300000)
+            return usage_error ("--leader-ttl: \"%s\" is not a duration from 2s to 5m", optarg);
           break;
         case OPT_NAME:
           cfg.identity = optarg;
@@ -168,8 +182,9 @@ main (int argc, char **argv)
   uv_signal_start (&sig_term, on_signal, SIGTERM);
   uv_signal_start (&sig_int, on_signal, SIGINT);
   uv_run (loop, UV_RUN_DEFAULT);
+  int rc = sched_exit_code (s);
   sched_free (s);
   uv_loop_close (loop);
   orch_info ("stopped");
-  return 0;
+  return rc;
 }

@@ -98,6 +98,16 @@ handle_hello (sched_conn_t *c, Orch__Envelope *env)
       refuse (c, env->request_id, "join token rejected");
       return;
     }
+  if (!c->s->leading)
+    {
+      /* Unavailable (4): clients with several addresses try the next. */
+      snprintf (why, sizeof why, "scheduler %s is standing by: %s leads", c->s->cfg.identity,
+                sched_leader_seen (c->s));
+      orch_debug ("refusing %s: %s", c->wc->peer, why);
+      sched_api_reply_error (c, env->request_id, 4, why, NULL, 0);
+      wire_conn_close (c->wc, why);
+      return;
+    }
   if (c->kind == SCHED_CONN_AGENT && !orch_is_dns_label (h->identity))
     {
       snprintf (why, sizeof why, "node id \"%.64s\" is not a DNS label", h->identity);
@@ -202,7 +212,7 @@ on_tick (uv_timer_t *t)
   sched_t *s = t->data;
   sched_agents_tick (s);
   sched_api_tick (s);
-  if (!s->loaded && s->load_pending == 0 && orch_now_mono_ms () >= s->retry_at_ms)
+  if (s->leading && !s->loaded && s->load_pending == 0 && orch_now_mono_ms () >= s->retry_at_ms)
     sched_persist_load (s);
   else if (s->loaded && s->retry_at_ms && orch_now_mono_ms () >= s->retry_at_ms)
     {
@@ -211,8 +221,8 @@ on_tick (uv_timer_t *t)
     }
 }
 
-static void
-on_handle_closed (uv_handle_t *h)
+void
+sched_on_handle_closed (uv_handle_t *h)
 {
   sched_t *s = h->data;
   s->handles_open--;
@@ -247,6 +257,8 @@ sched_new_with_store (uv_loop_t *loop, const sched_config_t *cfg, store_t *store
   s->cluster = place_cluster_new (NULL);
   s->next_agent_request_id = 1;
   s->store = store;
+  if (s->cfg.leader_ttl_ms <= 0)
+    s->cfg.leader_ttl_ms = SCHED_DEFAULT_LEADER_TTL_MS;
   if (listen_on (s, &s->api_listener, cfg->api_listen, on_api_connection, err) < 0
       || listen_on (s, &s->agent_listener, cfg->agent_listen, on_agent_connection, err) < 0)
     {
@@ -265,10 +277,26 @@ sched_new_with_store (uv_loop_t *loop, const sched_config_t *cfg, store_t *store
   uv_idle_init (loop, &s->reconcile_idle);
   s->reconcile_idle.data = s;
   s->handles_open++;
-  orch_info ("listening for orchctl on %s and for agents on %s; store: %s %s", cfg->api_listen,
-             cfg->agent_listen, store->ops->name, cfg->etcd_endpoints ? cfg->etcd_endpoints : "");
-  sched_persist_load (s);
+  orch_info ("listening for orchctl on %s and for agents on %s; store: %s %s; campaigning "
+             "for %s",
+             cfg->api_listen, cfg->agent_listen, store->ops->name,
+             cfg->etcd_endpoints ? cfg->etcd_endpoints : "", SCHED_LEADER_KEY);
+  sched_leader_start (s);
   return s;
+}
+
+static void
+release_store (sched_t *s)
+{
+  if (s->store == NULL)
+    return;
+  /* destroy() runs outstanding callbacks synchronously with "store
+   * closed"; they must find no store to send more requests to. */
+  store_t *store = TAKE_PTR (s->store);
+  if (s->owns_store)
+    store->ops->destroy (store);
+  else if (s->watching)
+    store->ops->watch_cancel (store);
 }
 
 void
@@ -284,20 +312,20 @@ sched_stop (sched_t *s)
   };
   for (size_t i = 0; i < ORCH_ARRAY_LEN (handles); i++)
     if (handles[i]->loop == s->loop && !uv_is_closing (handles[i]))
-      uv_close (handles[i], on_handle_closed);
+      uv_close (handles[i], sched_on_handle_closed);
   for (sched_conn_t *c = s->conns; c; c = c->next)
     if (c->wc)
       wire_conn_close (c->wc, "scheduler shutting down");
-  if (s->store)
-    {
-      /* destroy() runs outstanding callbacks synchronously with "store
-       * closed"; they must find no store to send more requests to. */
-      store_t *store = TAKE_PTR (s->store);
-      if (s->owns_store)
-        store->ops->destroy (store);
-      else if (s->watching)
-        store->ops->watch_cancel (store);
-    }
+  /* A leader gives its lease back first, so that a standby need not wait
+   * for it to expire; the store goes once etcd has answered. */
+  if (!sched_leader_release (s, release_store))
+    release_store (s);
+}
+
+int
+sched_exit_code (const sched_t *s)
+{
+  return s->exit_code;
 }
 
 void
@@ -305,6 +333,7 @@ sched_free (sched_t *s)
 {
   if (s == NULL)
     return;
+  free (s->leader_seen);
   const char *k;
   void *v;
   for (size_t i = 0; orch_map_next (&s->services, &i, &k, &v);)

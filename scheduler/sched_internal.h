@@ -199,6 +199,16 @@ struct sched_s
   size_t watch_backlog_len, watch_backlog_cap;
 
   sched_conn_t *conns;
+
+  /* sched_leader.c */
+  bool leading;          /* this scheduler holds /orch/leader */
+  int64_t lease_id;      /* its own lease (leader or candidate), 0 until granted */
+  int64_t leader_rev;    /* create_revision of /orch/leader while leading */
+  int64_t lease_ok_ms;   /* last keep-alive answered */
+  int leader_req;        /* election requests in flight */
+  char *leader_seen;     /* standing by: who leads, as last read (owned) */
+  uv_timer_t leader_timer;
+  int exit_code;         /* what main returns: 1 after losing the leadership */
 };
 
 /* sched_state.c: records and their etcd encoding. */
@@ -271,8 +281,21 @@ void sched_api_logs_reply (sched_t *s, uint64_t agent_request_id, Orch__Envelope
 void sched_api_tick (sched_t *s);
 void sched_api_agent_gone (sched_t *s, const char *node_id);
 
+/* sched_leader.c: election on /orch/leader (see the top of the file). */
+#define SCHED_LEADER_KEY "/orch/leader"
+#define SCHED_DEFAULT_LEADER_TTL_MS 10000
+void sched_leader_start (sched_t *s);
+/* A fenced write failed its compares: is /orch/leader still ours? */
+void sched_leader_check (sched_t *s);
+/* Standing by: who leads, for refusals. */
+const char *sched_leader_seen (const sched_t *s);
+/* Stops campaigning; revokes the lease when there is one and calls done
+ * once etcd answered (true), or returns false at once (done not called). */
+bool sched_leader_release (sched_t *s, void (*done) (sched_t *s));
+
 /* sched_core.c. A connection outlives its socket while requests hold
  * references to it; sending on a closed one does nothing. */
+void sched_on_handle_closed (uv_handle_t *h);
 void sched_conn_send (sched_conn_t *c, Orch__Envelope *env);
 sched_conn_t *sched_conn_ref (sched_conn_t *c);
 void sched_conn_unref (sched_conn_t *c);

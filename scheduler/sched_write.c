@@ -102,6 +102,8 @@ on_txn (void *ctx, int status, const orch_err_t *err, bool succeeded, int64_t re
     }
   if (!succeeded)
     {
+      /* Perhaps the fence: is /orch/leader still ours? */
+      sched_leader_check (b->s);
       batch_finish (b, -1, "a compare failed: the record was changed concurrently", true);
       return;
     }
@@ -141,10 +143,25 @@ queue_run (sched_t *s)
       bytes += sz;
     }
   n = fit;
+  /* The batch's own compares go with its first transaction; every one
+   * carries the fence: /orch/leader is still the key this scheduler
+   * created, or nothing is written. */
   size_t ncmp = b->next == 0 ? b->n_cmps : 0;
+  store_cmp_t *cmps = b->cmps;
+  cleanup_free store_cmp_t *fenced = NULL;
+  if (s->leader_rev > 0)
+    {
+      fenced = xmalloc ((ncmp + 1) * sizeof *fenced);
+      if (ncmp > 0)
+        memcpy (fenced, b->cmps, ncmp * sizeof *fenced);
+      fenced[ncmp++] = (store_cmp_t){ .key = SCHED_LEADER_KEY,
+                                      .target = STORE_CMP_CREATE_REVISION,
+                                      .revision = s->leader_rev };
+      cmps = fenced;
+    }
   b->sent = n;
   orch_err_t err = {0};
-  if (s->store->ops->txn (s->store, b->cmps, ncmp, b->ops + b->next, n, on_txn, b, &err) < 0)
+  if (s->store->ops->txn (s->store, cmps, ncmp, b->ops + b->next, n, on_txn, b, &err) < 0)
     {
       b->sent = 0;
       batch_finish (b, -1, err.msg, false);

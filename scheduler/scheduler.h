@@ -17,13 +17,16 @@ typedef struct sched_config_s
   int64_t node_ttl_ms;        /* heartbeat TTL (default 10 s) */
   int64_t node_grace_ms;      /* extra time before a silent node is down (default 10 s) */
   const char *identity;       /* this scheduler's name, for Hello replies and logs */
+  int64_t leader_ttl_ms;      /* lease of /orch/leader; 0 = 10 s */
 } sched_config_t;
 
 typedef struct sched_s sched_t;
 
 /* Creates the scheduler on loop: opens the store, binds both listeners and
- * starts loading state from etcd. Returns NULL with err when a listener
- * cannot be bound or the store cannot be created. */
+ * campaigns for /orch/leader; the leader loads the state from etcd and
+ * serves, others stand by (refusing connections with the leader's name)
+ * until it is gone. Returns NULL with err when a listener cannot be bound
+ * or the store cannot be created. */
 sched_t *sched_new (uv_loop_t *loop, const sched_config_t *cfg, orch_err_t *err);
 
 /* The same over a given store (the in-memory one in unit tests). The caller
@@ -39,5 +42,9 @@ void sched_stop (sched_t *s);
 
 /* Frees what is left after the loop has ended. */
 void sched_free (sched_t *s);
+
+/* What the daemon exits with once the loop has ended: 0 after a stop asked
+ * for, 1 when it stopped because it lost the leadership. */
+int sched_exit_code (const sched_t *s);
 
 #endif

@@ -19,6 +19,7 @@ BIN=$ORCH_BUILD_DIR/bin
 
 IT_DIR=
 IT_AGENTS=()
+IT_PIDS=()         # other daemons a test started, stopped at cleanup
 IT_NETNS=()
 IT_CGROUP_PARENTS=()
 IT_BRIDGES=()      # bridges of agents in this host's network namespace
@@ -134,7 +135,7 @@ json_get() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print
 itest_cleanup() {
   local rc=${1:-$?}
   set +e
-  local daemons=("${IT_AGENTS[@]}" ${IT_SCHED_PID:-})
+  local daemons=("${IT_AGENTS[@]}" ${IT_SCHED_PID:-} "${IT_PIDS[@]}")
   for pid in "${daemons[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${daemons[@]}"; do wait "$pid" 2>/dev/null; done
   for parent in "${IT_CGROUP_PARENTS[@]}"; do orch_node_kill_cgroups "$parent"; done

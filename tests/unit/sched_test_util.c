@@ -38,8 +38,8 @@ stu_run_for (stu_fx_t *fx, int64_t ms)
 }
 
 /* A port that was free a moment ago: bind to port 0, read it, close. */
-static int
-free_port (void)
+int
+stu_free_port (void)
 {
   int fd = socket (AF_INET, SOCK_STREAM, 0);
   assert_true (fd >= 0);
@@ -60,9 +60,9 @@ stu_fx_init (stu_fx_t *fx)
   assert_int_equal (uv_loop_init (&fx->loop), 0);
   uv_timer_init (&fx->loop, &fx->ticker);
   uv_timer_start (&fx->ticker, on_ticker, STU_TICK_MS, STU_TICK_MS);
-  fx->api_port = free_port ();
+  fx->api_port = stu_free_port ();
   do
-    fx->agent_port = free_port ();
+    fx->agent_port = stu_free_port ();
   while (fx->agent_port == fx->api_port);
   snprintf (fx->api_addr, sizeof fx->api_addr, "127.0.0.1:%d", fx->api_port);
   snprintf (fx->agent_addr, sizeof fx->agent_addr, "127.0.0.1:%d", fx->agent_port);
@@ -182,21 +182,27 @@ stu_sched_start (stu_fx_t *fx)
 }
 
 void
-stu_sched_stop (stu_fx_t *fx)
+stu_sched_halt (stu_fx_t *fx, sched_t *s)
 {
-  assert_non_null (fx->s);
-  sched_stop (fx->s);
+  sched_stop (s);
   /* The scheduler's own handles and its connections are closed when its
    * counter and its list of connections are empty. */
   int64_t deadline = orch_now_mono_ms () + STU_WAIT_MS;
-  while ((fx->s->handles_open > 0 || fx->s->conns != NULL) && orch_now_mono_ms () < deadline)
+  while ((s->handles_open > 0 || s->conns != NULL) && orch_now_mono_ms () < deadline)
     uv_run (&fx->loop, UV_RUN_NOWAIT);
-  assert_int_equal (fx->s->handles_open, 0);
-  assert_null (fx->s->conns);
+  assert_int_equal (s->handles_open, 0);
+  assert_null (s->conns);
   /* A few more rounds for close callbacks queued by the last ones. */
   for (int i = 0; i < 10; i++)
     uv_run (&fx->loop, UV_RUN_NOWAIT);
-  sched_free (fx->s);
+  sched_free (s);
+}
+
+void
+stu_sched_stop (stu_fx_t *fx)
+{
+  assert_non_null (fx->s);
+  stu_sched_halt (fx, fx->s);
   fx->s = NULL;
 }
 

@@ -76,6 +76,10 @@ void stu_sched_start (stu_fx_t *fx);
 /* Stops the scheduler, waits for its handles to close and frees it; the
  * store stays. */
 void stu_sched_stop (stu_fx_t *fx);
+/* The same for any scheduler on fx's loop (a second one, in election tests). */
+void stu_sched_halt (stu_fx_t *fx, sched_t *s);
+/* A loopback port that was free a moment ago. */
+int stu_free_port (void);
 
 /* Runs the loop once (at most a few ms). */
 void stu_run_once (stu_fx_t *fx);

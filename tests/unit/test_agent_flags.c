@@ -160,6 +160,26 @@ test_flags_hostname_scheduler (void **state)
   agent_config_clear (&cfg);
 }
 
+/* Several schedulers (one leads): every address kept, in order. */
+static void
+test_flags_scheduler_list (void **state)
+{
+  const char *args[]
+      = { "--scheduler", "10.0.0.1:7701,[fd00::2]:7702,sched-c:7703", "--node-id", "n", NULL };
+  agent_config_t cfg;
+  orch_err_t err;
+
+  assert_int_equal (parse (&cfg, &err, NULL, args), AGENT_CONFIG_RUN);
+  assert_int_equal (cfg.n_schedulers, 3);
+  assert_string_equal (cfg.scheduler_hosts[0], "10.0.0.1");
+  assert_string_equal (cfg.scheduler_hosts[1], "fd00::2");
+  assert_string_equal (cfg.scheduler_ports[1], "7702");
+  assert_string_equal (cfg.scheduler_addrs[2], "sched-c:7703");
+  assert_string_equal (cfg.scheduler_host, "10.0.0.1");
+  assert_string_equal (cfg.scheduler_port, "7701");
+  agent_config_clear (&cfg);
+}
+
 static void
 test_flags_help_and_version (void **state)
 {
@@ -242,6 +262,11 @@ static const struct
   { { "--scheduler", "fd00::1:7701", "--node-id", "n", NULL }, "IPv6 address in brackets" },
   { { "--scheduler", "[fd00::zz]:7701", "--node-id", "n", NULL }, "is not an IPv6 address" },
   { { "--scheduler", "bad host:7701", "--node-id", "n", NULL }, "is not a host name" },
+  { { "--scheduler", "a:1,,b:2", "--node-id", "n", NULL }, "has an empty address" },
+  { { "--scheduler", "a:1,", "--node-id", "n", NULL }, "has an empty address" },
+  { { "--scheduler", "a:1,b", "--node-id", "n", NULL }, "\"b\" has no port" },
+  { { "--scheduler", "a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9", "--node-id", "n", NULL },
+    "more than 8 addresses" },
   { { "--scheduler", "h:1", "--node-id", "Node_1", NULL }, "\"Node_1\" is not a DNS label" },
   { { "--scheduler", "h:1", "--node-id", "-n", NULL }, "is not a DNS label" },
   { { "--scheduler", "h:1", "--node-id", "", NULL }, "is not a DNS label" },
@@ -332,6 +357,7 @@ static const struct CMUnitTest tests[] = {
   cmocka_unit_test (test_flags_all_options),
   cmocka_unit_test (test_flags_join_token_from_env),
   cmocka_unit_test (test_flags_hostname_scheduler),
+  cmocka_unit_test (test_flags_scheduler_list),
   cmocka_unit_test (test_flags_help_and_version),
   cmocka_unit_test (test_flags_help_text_documents_every_option),
   cmocka_unit_test (test_flags_bad_command_lines),

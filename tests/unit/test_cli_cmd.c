@@ -278,7 +278,10 @@ test_usage_errors (void **state)
     { "orchctl frobnicate", "error: unknown command 'frobnicate'\n" },
     { "orchctl --bogus get nodes", "error: unknown option '--bogus'\n" },
     { "orchctl --server", "error: option '--server' needs a value\n" },
-    { "orchctl --server nope get nodes", "error: --server wants HOST:PORT, not \"nope\"\n" },
+    { "orchctl --server nope get nodes",
+      "error: --server wants HOST:PORT[,HOST:PORT...], not \"nope\"\n" },
+    { "orchctl --server a:1,,b:2 get nodes", "error: --server wants HOST:PORT" },
+    { "orchctl --server a:1,b get nodes", "error: --server wants HOST:PORT" },
     { "orchctl --server host:0 get nodes", "error: --server wants HOST:PORT" },
     { "orchctl --timeout 0 get nodes", "error: --timeout wants a duration" },
     { "orchctl --timeout soon get nodes", "error: --timeout wants a duration" },
@@ -423,7 +426,7 @@ test_bad_orch_server_only_matters_when_used (void **state)
   /* Refused before any connection is tried. */
   r = run (NULL, "orchctl get nodes");
   assert_int_equal (r.rc, CLI_EXIT_FAIL);
-  assert_string_equal (r.err, "error: ORCH_SERVER wants HOST:PORT, not \"garbage\"\n");
+  assert_string_equal (r.err, "error: ORCH_SERVER wants HOST:PORT[,HOST:PORT...], not \"garbage\"\n");
   run_free (&r);
   unsetenv ("ORCH_SERVER");
 }

@@ -10,6 +10,7 @@
 
 #include "orch_test.h"
 
+#include "sched_internal.h" /* election cases look at leading/stopping */
 #include "sched_test_util.h"
 
 #define MIB (1024LL * 1024)
@@ -1009,6 +1010,105 @@ test_plan_changes_nothing (void **state)
     assert_string_equal (ar->placements[i]->node, "n1");
 }
 
+/* ---- 9. leader election ------------------------------------------------------------ */
+
+/* A second scheduler on the same store, on ports of its own, named name.
+ * The strings live in the fixture. */
+static sched_t *
+second_scheduler (stu_fx_t *fx, const char *name, int *api_port)
+{
+  sched_config_t cfg = fx->cfg;
+  *api_port = stu_free_port ();
+  cfg.api_listen = stu_keep (fx, xasprintf ("127.0.0.1:%d", *api_port));
+  cfg.agent_listen = stu_keep (fx, xasprintf ("127.0.0.1:%d", stu_free_port ()));
+  cfg.identity = name;
+  orch_err_t err = { 0 };
+  sched_t *s = sched_new_with_store (&fx->loop, &cfg, fx->store, &err);
+  if (s == NULL)
+    fail_msg ("sched_new_with_store: %s", err.msg);
+  return s;
+}
+
+/* A Hello to port: the error a standby answers with, or NULL when accepted. */
+static Orch__Error *
+hello_error (stu_fx_t *fx, int port)
+{
+  stu_peer_t *p = stu_connect (fx, port);
+  uint64_t id = stu_hello (p, WIRE_PROTOCOL_VERSION, "cli", "tester", "");
+  Orch__Envelope *r = stu_wait_reply (p, id, STU_WAIT_MS);
+  assert_non_null (r);
+  return r->msg_case == ORCH__ENVELOPE__MSG_ERROR ? r->error : NULL;
+}
+
+/* One scheduler leads; another on the same etcd stands by, refusing
+ * clients with the leader's name, and takes over with the whole state when
+ * the leader's lease expires. The deposed leader stops (exit status 1). */
+static void
+test_standby_takes_over (void **state)
+{
+  stu_fx_t *fx = *state;
+  fx->cfg.leader_ttl_ms = 2000;
+  stu_sched_start (fx);
+  assert_true (fx->s->leading);
+  stu_peer_t *cli = stu_cli (fx);
+  stu_expect_apply (stu_apply (cli, svc_json (fx, "web", 1, "100m", "100", "")));
+  stu_close (cli);
+
+  int port2;
+  sched_t *s2 = second_scheduler (fx, "standby-2", &port2);
+  stu_run_for (fx, 300);
+  assert_false (s2->leading);
+  Orch__Error *e = hello_error (fx, port2);
+  assert_non_null (e);
+  assert_int_equal (e->code, 4);
+  assert_non_null (strstr (e->message, "scheduler standby-2 is standing by: sched-test"));
+  assert_non_null (strstr (e->message, fx->api_addr));
+
+  /* The leader's lease expires (etcd lost it while the leader was cut off). */
+  store_mem_expire_lease (fx->store, fx->s->lease_id);
+  assert_true (STU_RUN_UNTIL (fx, fx->s->stopping, 3000));
+  assert_int_equal (sched_exit_code (fx->s), 1);
+  assert_true (STU_RUN_UNTIL (fx, s2->leading && s2->loaded, 3000));
+  assert_null (hello_error (fx, port2));
+  assert_non_null (orch_map_get (&s2->services, "web"));
+
+  stu_sched_stop (fx);
+  stu_sched_halt (fx, s2);
+  /* A clean stop gave the key back. */
+  assert_int_equal (stu_store_range (fx, fx->store, "/orch/leader", NULL), 0);
+}
+
+/* A leader whose key is taken over writes nothing more: every transaction
+ * carries the compare on the key (the fence), and the failed write makes it
+ * notice and stop. */
+static void
+test_deposed_leader_cannot_write (void **state)
+{
+  stu_fx_t *fx = *state;
+  stu_sched_start (fx);
+  stu_peer_t *cli = stu_cli (fx);
+  /* This leader no longer checks its key by itself: only the fence can
+   * tell it. */
+  uv_timer_stop (&fx->s->leader_timer);
+
+  /* Another scheduler becomes leader while this one still believes it leads
+   * (an operator deleted the key; the standby won the next campaign). */
+  int port2;
+  sched_t *s2 = second_scheduler (fx, "other", &port2);
+  stu_run_for (fx, 100);
+  stu_store_delete (fx, fx->store, "/orch/leader");
+  assert_true (STU_RUN_UNTIL (fx, s2->leading, 3000));
+  assert_true (fx->s->leading);
+
+  Orch__Envelope *r = stu_apply (cli, svc_json (fx, "late", 1, "100m", "100", ""));
+  assert_int_equal (r->msg_case, ORCH__ENVELOPE__MSG_ERROR);
+  assert_int_equal (stu_store_range (fx, fx->store, "/orch/services/late", NULL), 0);
+  assert_true (STU_RUN_UNTIL (fx, fx->s->stopping, 3000));
+  assert_int_equal (sched_exit_code (fx->s), 1);
+  stu_sched_stop (fx);
+  stu_sched_halt (fx, s2);
+}
+
 static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_hello_refusals, setup, teardown),
   cmocka_unit_test_setup_teardown (test_apply_places_and_starts, setup, teardown),
@@ -1028,6 +1128,8 @@ static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_drain_moves_allocs, setup, teardown),
   cmocka_unit_test_setup_teardown (test_drain_without_room_keeps_allocs, setup, teardown),
   cmocka_unit_test_setup_teardown (test_plan_changes_nothing, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_standby_takes_over, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_deposed_leader_cannot_write, setup, teardown),
 };
 
 ORCH_TEST_MAIN (tests)
