@@ -24,6 +24,10 @@ static const char usage_text[] =
     "                            (default http://127.0.0.1:2379)\n"
     "  --api-listen HOST:PORT    address for orchctl (default 127.0.0.1:7700)\n"
     "  --agent-listen HOST:PORT  address for agents (default 0.0.0.0:7701)\n"
+    "  --metrics-listen HOST:PORT\n"
+    "                            serve Prometheus metrics at http://HOST:PORT/metrics\n"
+    "                            (leadership, services, allocations and nodes by\n"
+    "                            state, capacity, sessions; default: off)\n"
     "  --join-token TOKEN        token agents and orchctl must present in their Hello\n"
     "                            (default: $ORCH_JOIN_TOKEN, or none)\n"
     "  --node-ttl DURATION       a node that sends no heartbeat for this long plus\n"
@@ -52,6 +56,7 @@ enum
   OPT_ETCD = 256,
   OPT_API,
   OPT_AGENT,
+  OPT_METRICS,
   OPT_TOKEN,
   OPT_TTL,
   OPT_GRACE,
@@ -92,6 +97,7 @@ main (int argc, char **argv)
     { "etcd", required_argument, NULL, OPT_ETCD },
     { "api-listen", required_argument, NULL, OPT_API },
     { "agent-listen", required_argument, NULL, OPT_AGENT },
+    { "metrics-listen", required_argument, NULL, OPT_METRICS },
     { "join-token", required_argument, NULL, OPT_TOKEN },
     { "node-ttl", required_argument, NULL, OPT_TTL },
     { "node-grace", required_argument, NULL, OPT_GRACE },
@@ -128,6 +134,9 @@ main (int argc, char **argv)
           break;
         case OPT_AGENT:
           cfg.agent_listen = optarg;
+          break;
+        case OPT_METRICS:
+          cfg.metrics_listen = optarg;
           break;
         case OPT_TOKEN:
           cfg.join_token = optarg;

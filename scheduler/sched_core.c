@@ -260,7 +260,8 @@ sched_new_with_store (uv_loop_t *loop, const sched_config_t *cfg, store_t *store
   if (s->cfg.leader_ttl_ms <= 0)
     s->cfg.leader_ttl_ms = SCHED_DEFAULT_LEADER_TTL_MS;
   if (listen_on (s, &s->api_listener, cfg->api_listen, on_api_connection, err) < 0
-      || listen_on (s, &s->agent_listener, cfg->agent_listen, on_agent_connection, err) < 0)
+      || listen_on (s, &s->agent_listener, cfg->agent_listen, on_agent_connection, err) < 0
+      || sched_metrics_listen (s, err) < 0)
     {
       sched_stop (s);
       uv_run (loop, UV_RUN_DEFAULT);
@@ -316,6 +317,7 @@ sched_stop (sched_t *s)
   for (sched_conn_t *c = s->conns; c; c = c->next)
     if (c->wc)
       wire_conn_close (c->wc, "scheduler shutting down");
+  sched_metrics_close (s);
   /* A leader gives its lease back first, so that a standby need not wait
    * for it to expire; the store goes once etcd has answered. */
   if (!sched_leader_release (s, release_store))

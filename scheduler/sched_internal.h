@@ -209,6 +209,11 @@ struct sched_s
   char *leader_seen;     /* standing by: who leads, as last read (owned) */
   uv_timer_t leader_timer;
   int exit_code;         /* what main returns: 1 after losing the leadership */
+
+  /* sched_metrics.c */
+  uv_tcp_t metrics_listener; /* initialised only with --metrics-listen */
+  struct metrics_conn_s *metrics_conns;
+  int n_metrics_conns;
 };
 
 /* sched_state.c: records and their etcd encoding. */
@@ -292,6 +297,12 @@ const char *sched_leader_seen (const sched_t *s);
 /* Stops campaigning; revokes the lease when there is one and calls done
  * once etcd answered (true), or returns false at once (done not called). */
 bool sched_leader_release (sched_t *s, void (*done) (sched_t *s));
+
+/* sched_metrics.c: GET /metrics on cfg.metrics_listen (none when NULL). */
+int sched_metrics_listen (sched_t *s, orch_err_t *err);
+void sched_metrics_close (sched_t *s);
+/* The metrics in Prometheus' text format; caller frees. */
+char *sched_metrics_text (const sched_t *s);
 
 /* sched_core.c. A connection outlives its socket while requests hold
  * references to it; sending on a closed one does nothing. */

@@ -18,6 +18,7 @@ typedef struct sched_config_s
   int64_t node_grace_ms;      /* extra time before a silent node is down (default 10 s) */
   const char *identity;       /* this scheduler's name, for Hello replies and logs */
   int64_t leader_ttl_ms;      /* lease of /orch/leader; 0 = 10 s */
+  const char *metrics_listen; /* "127.0.0.1:7780" for GET /metrics, or NULL */
 } sched_config_t;
 
 typedef struct sched_s sched_t;

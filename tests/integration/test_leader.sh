@@ -13,13 +13,13 @@ set -euo pipefail
 itest_init
 etcd_start "$IT_DIR" || fail "etcd did not start"
 
-api_a=$(itest_free_port); agents_a=$(itest_free_port)
-api_b=$(itest_free_port); agents_b=$(itest_free_port)
+api_a=$(itest_free_port); agents_a=$(itest_free_port); metrics_a=$(itest_free_port)
+api_b=$(itest_free_port); agents_b=$(itest_free_port); metrics_b=$(itest_free_port)
 declare -A pid
-start_sched() { # NAME API AGENTS
+start_sched() { # NAME API AGENTS METRICS
   "$BIN/orch-scheduler" --etcd "$ETCD_ENDPOINT" --name "$1" --api-listen "127.0.0.1:$2" \
-    --agent-listen "127.0.0.1:$3" --leader-ttl 2s --node-ttl 3s --node-grace 2s \
-    >>"$IT_DIR/scheduler-$1.log" 2>&1 &
+    --agent-listen "127.0.0.1:$3" --metrics-listen "127.0.0.1:$4" --leader-ttl 2s \
+    --node-ttl 3s --node-grace 2s >>"$IT_DIR/scheduler-$1.log" 2>&1 &
   pid[$1]=$!
   IT_PIDS+=($!)
 }
@@ -30,9 +30,9 @@ octl() { "$BIN/orchctl" --server "$both" "$@"; }
 IT_API_PORT="$api_a,127.0.0.1:$api_b"
 IT_AGENT_PORT="$agents_a,127.0.0.1:$agents_b"
 
-start_sched sched-a "$api_a" "$agents_a"
+start_sched sched-a "$api_a" "$agents_a" "$metrics_a"
 wait_until 20 "sched-a leads" logged sched-a "leading"
-start_sched sched-b "$api_b" "$agents_b"
+start_sched sched-b "$api_b" "$agents_b" "$metrics_b"
 wait_until 20 "sched-b stands by" logged sched-b "standing by: sched-a"
 
 # The standby refuses, naming the leader; the list finds the leader.
@@ -44,7 +44,10 @@ case $out in
   *) fail "the standby's refusal does not name the leader: $out" ;;
 esac
 octl get nodes >/dev/null || fail "orchctl with both addresses did not reach the leader"
-echo "ok: sched-a leads, sched-b stands by and says who leads"
+metric() { curl -sf "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+[ "$(metric "$metrics_a" orch_scheduler_leader)" = 1 ] || fail "sched-a's metrics do not say it leads"
+[ "$(metric "$metrics_b" orch_scheduler_leader)" = 0 ] || fail "sched-b's metrics do not say it stands by"
+echo "ok: sched-a leads, sched-b stands by and says who leads (and so do their /metrics)"
 
 itest_start_agent n1
 itest_import_busybox n1
@@ -79,10 +82,13 @@ kill -0 "$wpid" 2>/dev/null || fail "the workload was restarted (pid $wpid gone)
 sed 's/"replicas": 1/"replicas": 2/' "$IT_DIR/web.json" > "$IT_DIR/web2.json"
 octl apply -f "$IT_DIR/web2.json" --wait >/dev/null || fail "scale-up under sched-b"
 wait_until 20 "two replicas running" running 2
+[ "$(metric "$metrics_b" orch_scheduler_leader)" = 1 ] || fail "sched-b's metrics do not say it leads"
+[ "$(metric "$metrics_b" 'orch_allocations{state="running"}')" = 2 ] ||
+  fail "sched-b's metrics do not count 2 running allocations"
 echo "ok: the agent moved to sched-b; the workload kept running (pid $wpid); a scale-up works"
 
 # 2. The old leader comes back as a standby.
-start_sched sched-a "$api_a" "$agents_a"
+start_sched sched-a "$api_a" "$agents_a" "$metrics_a"
 wait_until 20 "sched-a stands by" logged sched-a "standing by: sched-b"
 echo "ok: sched-a, started again, stands by"
 

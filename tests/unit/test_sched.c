@@ -4,9 +4,13 @@
  * speak the real wire protocol. Each case checks what an operator relies on:
  * what apply/get/delete/drain/logs answer, what agents are told to start and
  * stop, and what survives a scheduler restart. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "orch_test.h"
 
@@ -1109,6 +1113,87 @@ test_deposed_leader_cannot_write (void **state)
   stu_sched_halt (fx, s2);
 }
 
+/* ---- 10. metrics ------------------------------------------------------------------- */
+
+/* Sends request to 127.0.0.1:port and returns the whole answer (kept by the
+ * fixture), driving the loop while the scheduler serves it. */
+static char *
+http_raw (stu_fx_t *fx, int port, const char *request)
+{
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true (fd >= 0);
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+  sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  assert_int_equal (connect (fd, (struct sockaddr *) &sa, sizeof sa), 0);
+  assert_int_equal (send (fd, request, strlen (request), 0), (ssize_t) strlen (request));
+  char *buf = stu_keep (fx, xmalloc (1 << 16));
+  size_t len = 0;
+  int64_t deadline = orch_now_mono_ms () + STU_WAIT_MS;
+  for (;;)
+    {
+      ssize_t n = recv (fd, buf + len, (1 << 16) - 1 - len, MSG_DONTWAIT);
+      if (n == 0)
+        break;
+      if (n > 0)
+        len += (size_t) n;
+      else if (orch_now_mono_ms () > deadline)
+        fail_msg ("no answer from the metrics endpoint");
+      else
+        stu_run_once (fx);
+    }
+  close (fd);
+  buf[len] = '\0';
+  return buf;
+}
+
+/* GET /metrics: the scheduler's state in Prometheus' text format; other
+ * requests get a clear HTTP error. */
+static void
+test_metrics_endpoint (void **state)
+{
+  stu_fx_t *fx = *state;
+  int port = stu_free_port ();
+  fx->cfg.metrics_listen = stu_keep (fx, xasprintf ("127.0.0.1:%d", port));
+  stu_sched_start (fx);
+  stu_peer_t *agent = stu_agent (fx, "n1", 2000, 4 * GIB, NULL, 0);
+  stu_peer_t *cli = stu_cli (fx);
+  Orch__ApplyReply *ar = stu_expect_apply (stu_apply (cli, svc_json (fx, "web", 2, "250m", "1000", "")));
+  assert_true (stu_wait_count (agent, ORCH__ENVELOPE__MSG_START_ALLOC, 2, STU_WAIT_MS));
+  stu_agent_event (agent, ar->placements[0]->alloc_id, "running");
+  stu_run_for (fx, 50);
+
+  char *r = http_raw (fx, port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_true (strncmp (r, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  assert_non_null (strstr (r, "Content-Type: text/plain; version=0.0.4"));
+  static const char *const want[] = {
+    "# TYPE orch_scheduler_leader gauge\norch_scheduler_leader 1\n",
+    "orch_scheduler_info{name=\"sched-test\",version=\"",
+    "\norch_services 1\n",
+    "\norch_allocations{state=\"running\"} 1\n",
+    "\norch_allocations{state=\"pending\"} 1\n",
+    "\norch_allocations_by_isolation{isolation=\"container\"} 2\n",
+    "\norch_nodes{state=\"ready\"} 1\n",
+    "\norch_capacity_cpu_millicores 2000\n",
+    "\norch_agent_sessions 1\n",
+    "\norch_api_connections 1\n",
+    "# TYPE orch_reconcile_passes_total counter\n",
+  };
+  for (size_t i = 0; i < ORCH_ARRAY_LEN (want); i++)
+    if (strstr (r, want[i]) == NULL)
+      fail_msg ("metrics lack \"%s\":\n%s", want[i], r);
+  /* Content-Length matches the body. */
+  const char *body = strstr (r, "\r\n\r\n") + 4;
+  const char *cl = strstr (r, "Content-Length: ");
+  assert_non_null (cl);
+  assert_int_equal (strtoul (cl + 16, NULL, 10), strlen (body));
+
+  assert_non_null (strstr (http_raw (fx, port, "GET /other HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 "));
+  assert_non_null (strstr (http_raw (fx, port, "POST /metrics HTTP/1.1\r\n\r\n"), "HTTP/1.1 405 "));
+  assert_non_null (strstr (http_raw (fx, port, "hello\r\n\r\n"), "HTTP/1.1 400 "));
+  /* The scheduler still serves afterwards. */
+  stu_expect_get (stu_get (cli, "services", NULL));
+}
+
 static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_hello_refusals, setup, teardown),
   cmocka_unit_test_setup_teardown (test_apply_places_and_starts, setup, teardown),
@@ -1130,6 +1215,7 @@ static const struct CMUnitTest tests[] = {
   cmocka_unit_test_setup_teardown (test_plan_changes_nothing, setup, teardown),
   cmocka_unit_test_setup_teardown (test_standby_takes_over, setup, teardown),
   cmocka_unit_test_setup_teardown (test_deposed_leader_cannot_write, setup, teardown),
+  cmocka_unit_test_setup_teardown (test_metrics_endpoint, setup, teardown),
 };
 
 ORCH_TEST_MAIN (tests)
