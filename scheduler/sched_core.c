@@ -101,8 +101,14 @@ handle_hello (sched_conn_t *c, Orch__Envelope *env)
   if (!c->s->leading)
     {
       /* Unavailable (4): clients with several addresses try the next. */
-      snprintf (why, sizeof why, "scheduler %s is standing by: %s leads", c->s->cfg.identity,
-                sched_leader_seen (c->s));
+      if (sched_leader_seen (c->s) != NULL)
+        snprintf (why, sizeof why, "scheduler %s is standing by: %s leads", c->s->cfg.identity,
+                  sched_leader_seen (c->s));
+      else
+        snprintf (why, sizeof why,
+                  "scheduler %s is not leading yet (leader election in progress); try again "
+                  "shortly",
+                  c->s->cfg.identity);
       orch_debug ("refusing %s: %s", c->wc->peer, why);
       sched_api_reply_error (c, env->request_id, 4, why, NULL, 0);
       wire_conn_close (c->wc, why);

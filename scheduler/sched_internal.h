@@ -292,7 +292,7 @@ void sched_api_agent_gone (sched_t *s, const char *node_id);
 void sched_leader_start (sched_t *s);
 /* A fenced write failed its compares: is /orch/leader still ours? */
 void sched_leader_check (sched_t *s);
-/* Standing by: who leads, for refusals. */
+/* Standing by: who leads, for refusals; NULL before it is known. */
 const char *sched_leader_seen (const sched_t *s);
 /* Stops campaigning; revokes the lease when there is one and calls done
  * once etcd answered (true), or returns false at once (done not called). */

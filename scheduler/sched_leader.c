@@ -300,7 +300,7 @@ sched_leader_check (sched_t *s)
 const char *
 sched_leader_seen (const sched_t *s)
 {
-  return s->leader_seen != NULL ? s->leader_seen : "no scheduler yet";
+  return s->leader_seen;
 }
 
 typedef struct leader_release_s

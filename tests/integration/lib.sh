@@ -73,7 +73,8 @@ itest_start_cluster() {
 itest_start_scheduler() {
   "$BIN/orch-scheduler" --etcd "$ETCD_ENDPOINT" --api-listen "127.0.0.1:$IT_API_PORT" \
     --agent-listen "$IT_AGENT_LISTEN:$IT_AGENT_PORT" --node-ttl "${IT_NODE_TTL:-3s}" \
-    --node-grace "${IT_NODE_GRACE:-2s}" >>"$IT_DIR/scheduler.log" 2>&1 &
+    --node-grace "${IT_NODE_GRACE:-2s}" --leader-ttl "${IT_LEADER_TTL:-2s}" \
+    >>"$IT_DIR/scheduler.log" 2>&1 &
   IT_SCHED_PID=$!
   wait_until 20 "scheduler answers" orchctl get nodes
 }
