@@ -18,6 +18,7 @@ ETCD_PORT=${ORCH_QUICKSTART_ETCD_PORT:-12379}
 ETCD_PEER_PORT=$((ETCD_PORT + 1))
 API=127.0.0.1:7700
 AGENT_PORT=7701
+METRICS=127.0.0.1:7780
 NODE=${ORCH_QUICKSTART_NODE:-node1}
 CGROUP_PARENT=orch-quickstart
 KERNEL_CACHE=${ORCH_VM_CACHE:-/var/cache/orch}
@@ -79,7 +80,7 @@ up() {
 
   say "Starting orch-scheduler (orchctl on $API, agents on 127.0.0.1:$AGENT_PORT)"
   start_bg scheduler "$BIN/orch-scheduler" --etcd "http://127.0.0.1:$ETCD_PORT" \
-    --api-listen "$API" --agent-listen "127.0.0.1:$AGENT_PORT"
+    --api-listen "$API" --agent-listen "127.0.0.1:$AGENT_PORT" --metrics-listen "$METRICS"
   wait_for 20 orch-scheduler "$BIN/orchctl" --server "$API" get nodes
 
   say "Fetching the microVM guest kernel (Debian's cloud kernel, into $KERNEL_CACHE)"
@@ -120,6 +121,7 @@ orch is running. Try:
   orchctl describe service hello
   orchctl logs \$(orchctl get allocs -o json | sed -n 's/.*"alloc_id": "\\(hello-[0-9a-f]*\\)".*/\\1/p' | head -1)
   orchctl delete service hello
+Metrics: curl http://$METRICS/metrics
 Logs: $STATE/logs/   Stop everything: sudo $0 down
 MSG
 }
