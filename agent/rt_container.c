@@ -47,6 +47,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "orch_run.h"
 #include "orch_util.h"
 #include "rt.h"
 #include "rt_internal.h"
@@ -291,18 +292,7 @@ rt__seccomp_default (orch_err_t *err)
 char *
 rt__init_path (void)
 {
-  const char *env = getenv ("ORCH_INIT_PATH");
-  if (env != NULL && *env != '\0')
-    return xstrdup (env);
-  char exe[PATH_MAX];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0)
-    return xstrdup ("/usr/libexec/orch/orch-init");
-  exe[n] = '\0';
-  char *slash = strrchr (exe, '/');
-  if (slash != NULL)
-    *slash = '\0';
-  return xasprintf ("%s/orch-init", exe);
+  return orch_program_path ("ORCH_INIT_PATH", "orch-init");
 }
 
 /* ---- the child ---- */

@@ -4,11 +4,10 @@
  *       writes an OCI image layout to OUTDIR with two refs: "1", a
  *       linux/amd64 image of that one layer, and "multi", an index of a
  *       linux/arm64 decoy and that amd64 image (for `skopeo copy --all`)
- *   registry_check pull STATE REF [--always|--never] [--cancel] [--max-blob N]
- *                       [--ca-file PEM] [--user U --password P]
- *       image_ensure; prints the rootfs path, or the error and exits 1
- *       (the test pulls with orch-image; this is for --cancel, a pull
- *       cancelled before it starts)
+ *   registry_check pull STATE REF --cancel
+ *       image_ensure with its cancel flag already set: the error, exit 1
+ *       (the test pulls with orch-image; a cancel flag is the library's
+ *       own interface)
  *   registry_check present STATE REF
  *       exit 0 when image_present says so, else 1 */
 #define _GNU_SOURCE
@@ -168,40 +167,15 @@ cmd_mkoci (const char *tar, const char *gz, const char *dir)
   return 0;
 }
 
+/* A pull cancelled before it starts, as the agent's flag would stop one. */
 static int
-cmd_pull (int argc, char **argv)
+cmd_pull_cancelled (const char *state, const char *ref)
 {
-  if (argc < 4)
-    die ("pull STATE REF [--always] [--max-blob N] [--user U --password P]");
-  image_pull_opts_t opts = { 0 };
-  static volatile int cancel;
-  for (int i = 4; i < argc; i++)
-    {
-      if (strcmp (argv[i], "--cancel") == 0)
-        {
-          /* As the agent does when an allocation is stopped mid-pull. */
-          cancel = 1;
-          opts.cancel = &cancel;
-          continue;
-        }
-      if (strcmp (argv[i], "--always") == 0)
-        opts.policy = IMAGE_PULL_ALWAYS;
-      else if (strcmp (argv[i], "--never") == 0)
-        opts.policy = IMAGE_PULL_NEVER;
-      else if (strcmp (argv[i], "--max-blob") == 0 && i + 1 < argc)
-        opts.max_blob_bytes = strtoull (argv[++i], NULL, 10);
-      else if (strcmp (argv[i], "--ca-file") == 0 && i + 1 < argc)
-        opts.ca_file = argv[++i];
-      else if (strcmp (argv[i], "--user") == 0 && i + 1 < argc)
-        opts.username = argv[++i];
-      else if (strcmp (argv[i], "--password") == 0 && i + 1 < argc)
-        opts.password = argv[++i];
-      else
-        die ("unknown option %s", argv[i]);
-    }
+  static volatile int cancel = 1;
+  image_pull_opts_t opts = { .cancel = &cancel };
   char *rootfs = NULL;
   orch_err_t err = { 0 };
-  if (image_ensure (argv[2], argv[3], &opts, &rootfs, &err) < 0)
+  if (image_ensure (state, ref, &opts, &rootfs, &err) < 0)
     {
       fprintf (stderr, "%s\n", err.msg);
       return 1;
@@ -216,8 +190,8 @@ main (int argc, char **argv)
 {
   if (argc >= 5 && strcmp (argv[1], "mkoci") == 0)
     return cmd_mkoci (argv[2], argv[3], argv[4]);
-  if (argc >= 2 && strcmp (argv[1], "pull") == 0)
-    return cmd_pull (argc, argv);
+  if (argc == 5 && strcmp (argv[1], "pull") == 0 && strcmp (argv[4], "--cancel") == 0)
+    return cmd_pull_cancelled (argv[2], argv[3]);
   if (argc == 4 && strcmp (argv[1], "present") == 0)
     return image_present (argv[2], argv[3]) ? 0 : 1;
   fprintf (stderr, "usage: registry_check mkoci|pull|present ...\n");
