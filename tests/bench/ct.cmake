@@ -5,5 +5,5 @@
 #   sudo build/tests/bench/start_bench [-n 50] [--json]
 add_executable(start_bench ${CMAKE_CURRENT_SOURCE_DIR}/start_bench.c)
 find_package(Threads REQUIRED)
-target_link_libraries(start_bench PRIVATE orch_rt Threads::Threads)
+target_link_libraries(start_bench PRIVATE orch_rt orch_host_check Threads::Threads)
 target_compile_definitions(start_bench PRIVATE ORCH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

@@ -58,6 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host_check.h"
 #include "cg.h"
 #include "orch_util.h"
 #include "rt.h"
@@ -90,29 +91,6 @@ static char *state_dir, *rootfs, *bundle;
 static rt_env_t env;
 static const rt_ops_t *rt;
 
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
-static int run_sh (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static int
-run_sh (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  char *cmd = NULL;
-  if (vasprintf (&cmd, fmt, ap) < 0)
-    abort ();
-  va_end (ap);
-  int r = system (cmd);
-  free (cmd);
-  return r;
-}
-
 /* Waits until fd is readable or hung up; returns the time it happened, or
  * -1 after timeout_ms. Reads and drops what is there. */
 static char last_output[256];
@@ -120,10 +98,10 @@ static char last_output[256];
 static double
 wait_output (int fd, int timeout_ms)
 {
-  double end = now_ms () + timeout_ms;
+  double end = hc_now_ms () + timeout_ms;
   for (;;)
     {
-      int left = (int) (end - now_ms ());
+      int left = (int) (end - hc_now_ms ());
       if (left <= 0)
         return -1;
       struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -132,7 +110,7 @@ wait_output (int fd, int timeout_ms)
         continue;
       if (r <= 0)
         return -1;
-      double t = now_ms ();
+      double t = hc_now_ms ();
       ssize_t n = read (fd, last_output, sizeof last_output - 1);
       if (n > 0)
         {
@@ -147,7 +125,7 @@ wait_output (int fd, int timeout_ms)
 static int
 wait_pid (pid_t pid, int timeout_ms, int *status)
 {
-  double end = now_ms () + timeout_ms;
+  double end = hc_now_ms () + timeout_ms;
   for (;;)
     {
       pid_t r = waitpid (pid, status, WNOHANG);
@@ -155,7 +133,7 @@ wait_pid (pid_t pid, int timeout_ms, int *status)
         return 0;
       if (r < 0 && errno != EINTR)
         return -1;
-      if (now_ms () > end)
+      if (hc_now_ms () > end)
         {
           kill (pid, SIGKILL);
           waitpid (pid, status, 0);
@@ -225,9 +203,9 @@ run_orch (int which, int i)
   reader_t rd = { .fd = rfd, .t_first = -1 };
   pthread_t th;
   bool threaded = pthread_create (&th, NULL, reader_main, &rd) == 0;
-  double t0 = now_ms ();
+  double t0 = hc_now_ms ();
   int ret = rt->start (&env, &a, &p, &err);
-  double t_exec = now_ms ();
+  double t_exec = hc_now_ms ();
   if (ret < 0)
     {
       if (threaded)
@@ -249,7 +227,7 @@ run_orch (int which, int i)
       else
         t_first = wait_output (rfd, 10000);
       int st;
-      double t_done = wait_pid (p.pid, 10000, &st) == 0 ? now_ms () : -1;
+      double t_done = wait_pid (p.pid, 10000, &st) == 0 ? hc_now_ms () : -1;
       record (which, t0, t_exec, t_first, t_done);
       rt->cleanup (&env, id, &err);
     }
@@ -271,7 +249,7 @@ run_cmd (int which, char *const argv[])
       series[which].failed++;
       return;
     }
-  double t0 = now_ms ();
+  double t0 = hc_now_ms ();
   pid_t pid = fork ();
   if (pid == 0)
     {
@@ -283,7 +261,7 @@ run_cmd (int which, char *const argv[])
   close (pfd[1]);
   double t_first = wait_output (pfd[0], 10000);
   int st = 0;
-  double t_done = wait_pid (pid, 10000, &st) == 0 ? now_ms () : -1;
+  double t_done = wait_pid (pid, 10000, &st) == 0 ? hc_now_ms () : -1;
   close (pfd[0]);
   if (t_done >= 0 && !(WIFEXITED (st) && WEXITSTATUS (st) == 0))
     {
@@ -381,7 +359,7 @@ run_bare (void)
       series[R_BARE].failed++;
       return;
     }
-  double t0 = now_ms ();
+  double t0 = hc_now_ms ();
   pid_t pid = (pid_t) syscall (
       SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
       NULL, NULL, NULL, 0);
@@ -407,7 +385,7 @@ run_bare (void)
     }
   double t_first = wait_output (pfd[0], 10000);
   int st;
-  double t_done = wait_pid (pid, 10000, &st) == 0 ? now_ms () : -1;
+  double t_done = wait_pid (pid, 10000, &st) == 0 ? hc_now_ms () : -1;
   close (pfd[0]);
   record (R_BARE, t0, -1, t_first, t_done);
 }
@@ -513,7 +491,7 @@ pct (const double *v, int n, double p)
 static bool
 have (const char *prog)
 {
-  return run_sh ("command -v %s >/dev/null 2>&1", prog) == 0;
+  return hc_sh ("command -v %s >/dev/null 2>&1", prog) == 0;
 }
 
 static void
@@ -595,7 +573,7 @@ main (int argc, char **argv)
   if (tar == NULL || *tar == '\0')
     {
       own_tar = xasprintf ("%s/busybox.tar", state_dir);
-      if (run_sh ("%s/deploy/make-busybox-image.sh %s >/dev/null", ORCH_SOURCE_DIR, own_tar) != 0)
+      if (hc_sh ("%s/deploy/make-busybox-image.sh %s >/dev/null", ORCH_SOURCE_DIR, own_tar) != 0)
         {
           fprintf (stderr, "start_bench: could not build the busybox image\n");
           return 1;
@@ -604,7 +582,7 @@ main (int argc, char **argv)
     }
   rootfs = xasprintf ("%s/rootfs", state_dir);
   orch_mkdir_p (rootfs, 0755);
-  if (run_sh ("tar -xpf '%s' -C '%s' --numeric-owner", tar, rootfs) != 0)
+  if (hc_sh ("tar -xpf '%s' -C '%s' --numeric-owner", tar, rootfs) != 0)
     {
       fprintf (stderr, "start_bench: cannot unpack %s\n", tar);
       return 1;

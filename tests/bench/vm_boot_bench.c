@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host_check.h"
 #include "cg.h"
 #include "orch_util.h"
 #include "rt.h"
@@ -55,14 +56,6 @@ static rt_env_t env;
 static int64_t bench_cpu_milli = 1000;
 /* Both sides boot with the same guest memory. */
 #define BENCH_MEM (128LL << 20)
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
 
 static int
 cmp_double (const void *a, const void *b)
@@ -111,21 +104,21 @@ vm_once (int i, const char *accel, double *prep, double *uptime)
       = { .alloc_id = id, .spec = &spec, .rootfs = rootfs, .alloc_dir = dir, .log_path = log };
   rt_proc_t p = { 0 };
   orch_err_t err = { 0 };
-  double t0 = now_ms ();
+  double t0 = hc_now_ms ();
   if (rt_microvm_ops.start (&env, &a, &p, &err) < 0)
     {
       fprintf (stderr, "vm_boot_bench: start: %s\n", err.msg);
       return -1;
     }
-  *prep = now_ms () - t0;
+  *prep = hc_now_ms () - t0;
   double took = -1;
-  while (now_ms () - t0 < 120000)
+  while (hc_now_ms () - t0 < 120000)
     {
       cleanup_free char *t = slurp (log);
       const char *m = strstr (t, "first-output uptime=");
       if (m != NULL && strchr (m, '\n') != NULL)
         {
-          took = now_ms () - t0;
+          took = hc_now_ms () - t0;
           *uptime = atof (m + 20);
           break;
         }
@@ -165,9 +158,9 @@ vm_overhead (const char *accel, orch_err_t *err)
   rt_proc_t p = { 0 };
   if (rt_microvm_ops.start (&env, &a, &p, err) < 0)
     return -1;
-  double t0 = now_ms ();
+  double t0 = hc_now_ms ();
   int up = 0;
-  while (!up && now_ms () - t0 < 120000)
+  while (!up && hc_now_ms () - t0 < 120000)
     {
       cleanup_free char *t = slurp (log);
       up = strstr (t, "up\n") != NULL;

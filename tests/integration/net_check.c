@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host_check.h"
 #include "net.h"
 #include "net_internal.h"
 #include "orch_util.h"
@@ -80,15 +81,6 @@ check (int ok, const char *fmt, ...)
   va_end (ap);
   if (!ok)
     failures++;
-}
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
 }
 
 /* CPU time of this thread, the kernel's work in its system calls included:
@@ -637,10 +629,10 @@ bench (const char *what, size_t count_, const net_port_t *ports, size_t n_ports)
           p[k].host_port = (uint16_t) (ports[k].host_port + i);
         }
       snprintf (id, sizeof id, "bench-%zu", i);
-      t0 = now_ms ();
+      t0 = hc_now_ms ();
       c0 = cpu_ms ();
       r = net_attach_netns (net, id, pids[i], p, k, addr, sizeof addr, &err);
-      t[done] = now_ms () - t0;
+      t[done] = hc_now_ms () - t0;
       tc[done] = cpu_ms () - c0;
       if (r < 0)
         {
@@ -651,11 +643,11 @@ bench (const char *what, size_t count_, const net_port_t *ports, size_t n_ports)
     }
   for (i = 0; i < done; i++)
     {
-      double t0 = now_ms ();
+      double t0 = hc_now_ms ();
 
       snprintf (id, sizeof id, "bench-%zu", i);
       if (net_detach (net, id, &err) == 0)
-        td[dd++] = now_ms () - t0;
+        td[dd++] = hc_now_ms () - t0;
     }
   for (i = 0; i < n; i++)
     reap (pids[i]);

@@ -899,21 +899,6 @@ check_oom (void)
 #define BR_SUBNET "10.231.8.0/24"
 #define BR_HOST_PORT 18080
 
-static int sh (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static int
-sh (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  char *cmd = NULL;
-  if (vasprintf (&cmd, fmt, ap) < 0)
-    abort ();
-  va_end (ap);
-  int r = system (cmd);
-  free (cmd);
-  return r;
-}
-
 static void
 bridge_node (void)
 {
@@ -922,22 +907,10 @@ bridge_node (void)
       check (0, "bridge: unshare a node network namespace: %s", strerror (errno));
       return;
     }
-  sh ("ip link set lo up");
-  pid_t client = fork ();
-  if (client == 0)
-    {
-      if (unshare (CLONE_NEWNET) < 0)
-        _exit (1);
-      pause ();
-      _exit (0);
-    }
-  usleep (50000);
-  int r = sh ("ip link add rtc-cl0 type veth peer name eth0 netns %d && "
-              "ip addr add " BR_NODE_ADDR "/24 dev rtc-cl0 && ip link set rtc-cl0 up && "
-              "nsenter -t %d -n sh -c 'ip link set lo up && ip addr add " BR_CLIENT_ADDR
-              "/24 dev eth0 && ip link set eth0 up'",
-              (int) client, (int) client);
-  check (r == 0, "bridge: a client host joined to the node by a veth");
+  hc_sh ("ip link set lo up");
+  bool linked;
+  pid_t client = hc_client_host ("rtc-cl0", BR_NODE_ADDR, BR_CLIENT_ADDR, &linked);
+  check (linked, "bridge: a client host joined to the node by a veth");
 
   char *net_state = xasprintf ("%s/net-state", state_dir);
   orch_mkdir_p (net_state, 0755);
@@ -977,7 +950,7 @@ bridge_node (void)
       int got = 0;
       for (int i = 0; i < 50 && !got; i++)
         {
-          sh ("nsenter -t %d -n curl -s -m 2 -o %s http://" BR_NODE_ADDR ":%d/ "
+          hc_sh ("nsenter -t %d -n curl -s -m 2 -o %s http://" BR_NODE_ADDR ":%d/ "
               "2>/dev/null",
               (int) client, out, BR_HOST_PORT);
           char *body = hc_slurp (out);
@@ -995,7 +968,7 @@ bridge_node (void)
           char *log = hc_slurp (c.log);
           printf ("# container log:\n%s\n", log);
           free (log);
-          sh ("nsenter -t %d -n curl -sS -m 2 http://" BR_NODE_ADDR ":%d/ 2>&1 | "
+          hc_sh ("nsenter -t %d -n curl -sS -m 2 http://" BR_NODE_ADDR ":%d/ 2>&1 | "
               "sed 's/^/# client: /'; nft list ruleset | sed 's/^/# /'; ip -br addr | sed 's/^/# "
               "/'",
               (int) client, BR_HOST_PORT);

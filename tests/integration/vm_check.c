@@ -330,21 +330,6 @@ check_sigkill_and_bad_exec (void)
 #define BR_SUBNET "10.231.18.0/24"
 #define BR_HOST_PORT 18081
 
-static int sh (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static int
-sh (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  char *cmd = NULL;
-  if (vasprintf (&cmd, fmt, ap) < 0)
-    abort ();
-  va_end (ap);
-  int r = system (cmd);
-  free (cmd);
-  return r;
-}
-
 static void
 bridge_node (void)
 {
@@ -353,22 +338,10 @@ bridge_node (void)
       check (0, "bridge: unshare a node network namespace: %s", strerror (errno));
       return;
     }
-  sh ("ip link set lo up");
-  pid_t client = fork ();
-  if (client == 0)
-    {
-      if (unshare (CLONE_NEWNET) < 0)
-        _exit (1);
-      pause ();
-      _exit (0);
-    }
-  usleep (50000);
-  int r = sh ("ip link add vmc-cl0 type veth peer name eth0 netns %d && "
-              "ip addr add " BR_NODE_ADDR "/24 dev vmc-cl0 && ip link set vmc-cl0 up && "
-              "nsenter -t %d -n sh -c 'ip link set lo up && ip addr add " BR_CLIENT_ADDR
-              "/24 dev eth0 && ip link set eth0 up'",
-              (int) client, (int) client);
-  check (r == 0, "bridge: a client host joined to the node by a veth");
+  hc_sh ("ip link set lo up");
+  bool linked;
+  pid_t client = hc_client_host ("vmc-cl0", BR_NODE_ADDR, BR_CLIENT_ADDR, &linked);
+  check (linked, "bridge: a client host joined to the node by a veth");
   cleanup_free char *net_state = xasprintf ("%s/net-state", state_dir);
   orch_mkdir_p (net_state, 0755);
   net_config_t cfg = { .state_dir = net_state, .bridge = "vmcbr0", .subnet = BR_SUBNET };
@@ -389,7 +362,7 @@ bridge_node (void)
   net_port_t ports[] = { { .port = 8080, .host_port = BR_HOST_PORT } };
   v.a.ports = ports;
   v.a.n_ports = 1;
-  r = rt->start (&env, &v.a, &v.proc, &err);
+  int r = rt->start (&env, &v.a, &v.proc, &err);
   check (r == 0, "bridge: start a microVM with a published port (%s)", r == 0 ? "ok" : err.msg);
   if (r == 0)
     {
@@ -401,7 +374,7 @@ bridge_node (void)
       double end = hc_now_ms () + boot_timeout_ms;
       while (!got && hc_now_ms () < end)
         {
-          sh ("nsenter -t %d -n curl -s -m 2 -o %s http://" BR_NODE_ADDR ":%d/ 2>/dev/null",
+          hc_sh ("nsenter -t %d -n curl -s -m 2 -o %s http://" BR_NODE_ADDR ":%d/ 2>/dev/null",
               (int) client, out, BR_HOST_PORT);
           cleanup_free char *body = hc_slurp (out);
           got = strcmp (body, want) == 0;
@@ -468,7 +441,7 @@ static void
 check_big_image (void)
 {
   cleanup_free char *src = xasprintf ("%s/big-src", state_dir);
-  int r = sh ("cp -a '%s' '%s' && head -c 300M /dev/urandom > '%s/big.bin' && "
+  int r = hc_sh ("cp -a '%s' '%s' && head -c 300M /dev/urandom > '%s/big.bin' && "
               "md5sum < '%s/big.bin' | cut -d' ' -f1 > '%s/../big.md5'",
               rootfs, src, src, src, src);
   check (r == 0, "big image: a 300 MiB root filesystem made");

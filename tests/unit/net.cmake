@@ -5,4 +5,4 @@ orch_unit_test(test_net SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_net.c LIBS orch
 # net_check is not a unit test: it needs root, network namespaces and
 # nftables (tests/integration/test_net.sh runs it).
 add_executable(net_check ${PROJECT_SOURCE_DIR}/tests/integration/net_check.c)
-target_link_libraries(net_check PRIVATE orch_rt)
+target_link_libraries(net_check PRIVATE orch_rt orch_host_check)
