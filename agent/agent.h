@@ -46,13 +46,11 @@ typedef struct agent_label_s
 typedef struct agent_config_s
 {
   char *scheduler;       /* "HOST:PORT[,HOST:PORT...]" as given */
-  char *scheduler_host;  /* the first HOST, without brackets */
-  char *scheduler_port;  /* its PORT, 1..65535 */
-  /* Every scheduler address (the first is the one above): the session
-   * tries the next one after each failed attempt, so that it finds the
-   * leader among several schedulers (a standby refuses it). */
-  char **scheduler_hosts;
-  char **scheduler_ports;
+  /* Every scheduler address, at least one: the session tries the next one
+   * after each failed attempt, so that it finds the leader among several
+   * schedulers (a standby refuses it). */
+  char **scheduler_hosts; /* HOST without brackets */
+  char **scheduler_ports; /* PORT, 1..65535 */
   char **scheduler_addrs; /* "HOST:PORT" each, for messages */
   size_t n_schedulers;
   char *node_id;         /* a DNS label */

@@ -173,10 +173,8 @@ agent__schedulers_clear (agent_config_t *cfg)
   free (cfg->scheduler_ports);
   free (cfg->scheduler_addrs);
   free (cfg->scheduler);
-  free (cfg->scheduler_host);
-  free (cfg->scheduler_port);
   cfg->scheduler_hosts = cfg->scheduler_ports = cfg->scheduler_addrs = NULL;
-  cfg->scheduler = cfg->scheduler_host = cfg->scheduler_port = NULL;
+  cfg->scheduler = NULL;
   cfg->n_schedulers = 0;
 }
 
@@ -298,8 +296,6 @@ agent__parse_scheduler (const char *list, agent_config_t *cfg, orch_err_t *err)
       cfg->n_schedulers = ++n;
     }
   cfg->scheduler = xstrdup (list);
-  cfg->scheduler_host = xstrdup (cfg->scheduler_hosts[0]);
-  cfg->scheduler_port = xstrdup (cfg->scheduler_ports[0]);
   return 0;
 }
 

@@ -77,7 +77,7 @@ agent__on_retry (uv_timer_t *t)
 static const char *
 agent__sched_addr (const agent_t *a)
 {
-  return a->cfg->n_schedulers > 0 ? a->cfg->scheduler_addrs[a->sched_idx] : a->cfg->scheduler;
+  return a->cfg->scheduler_addrs[a->sched_idx];
 }
 
 static void
@@ -91,7 +91,7 @@ agent__schedule_retry (agent_t *a)
   a->failures++;
   /* The next address at once; the backoff grows with each round through
    * them all (a standby refuses us until it leads). */
-  size_t n = a->cfg->n_schedulers > 0 ? a->cfg->n_schedulers : 1;
+  size_t n = a->cfg->n_schedulers;
   a->sched_idx = (a->sched_idx + 1) % n;
   if (a->sched_idx != 0)
     delay = AGENT_NEXT_SCHEDULER_MS;
@@ -884,11 +884,8 @@ agent__connect_begin (agent_t *a)
   hints.ai_flags = AI_NUMERICSERV;
   a->state = AGENT_SESS_RESOLVING;
   a->gai.data = a;
-  const char *host = a->cfg->n_schedulers > 0 ? a->cfg->scheduler_hosts[a->sched_idx]
-                                              : a->cfg->scheduler_host;
-  const char *port = a->cfg->n_schedulers > 0 ? a->cfg->scheduler_ports[a->sched_idx]
-                                              : a->cfg->scheduler_port;
-  rc = uv_getaddrinfo (a->loop, &a->gai, agent__on_resolved, host, port, &hints);
+  rc = uv_getaddrinfo (a->loop, &a->gai, agent__on_resolved, a->cfg->scheduler_hosts[a->sched_idx],
+                       a->cfg->scheduler_ports[a->sched_idx], &hints);
   if (rc < 0)
     {
       agent__problem (a, "cannot resolve scheduler %s: %s", agent__sched_addr (a),

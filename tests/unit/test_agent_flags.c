@@ -36,8 +36,8 @@ test_flags_defaults (void **state)
 
   assert_int_equal (parse (&cfg, &err, NULL, args), AGENT_CONFIG_RUN);
   assert_string_equal (cfg.scheduler, "10.0.0.1:7701");
-  assert_string_equal (cfg.scheduler_host, "10.0.0.1");
-  assert_string_equal (cfg.scheduler_port, "7701");
+  assert_string_equal (cfg.scheduler_hosts[0], "10.0.0.1");
+  assert_string_equal (cfg.scheduler_ports[0], "7701");
   assert_string_equal (cfg.node_id, "node-1");
   assert_string_equal (cfg.state_dir, "/var/lib/orch");
   assert_string_equal (cfg.cgroup_parent, "orch");
@@ -115,8 +115,8 @@ test_flags_all_options (void **state)
 
   assert_int_equal (parse (&cfg, &err, "from-env", args), AGENT_CONFIG_RUN);
   assert_int_equal (cfg.image_gc_interval_ms, 90 * 1000);
-  assert_string_equal (cfg.scheduler_host, "fd00::1");
-  assert_string_equal (cfg.scheduler_port, "7701");
+  assert_string_equal (cfg.scheduler_hosts[0], "fd00::1");
+  assert_string_equal (cfg.scheduler_ports[0], "7701");
   assert_string_equal (cfg.node_id, "edge-7");
   assert_int_equal (cfg.n_labels, 4);
   assert_string_equal (cfg.labels[0].key, "zone");
@@ -156,7 +156,7 @@ test_flags_hostname_scheduler (void **state)
   orch_err_t err;
 
   assert_int_equal (parse (&cfg, &err, NULL, args), AGENT_CONFIG_RUN);
-  assert_string_equal (cfg.scheduler_host, "scheduler.cluster.local");
+  assert_string_equal (cfg.scheduler_hosts[0], "scheduler.cluster.local");
   agent_config_clear (&cfg);
 }
 
@@ -175,8 +175,6 @@ test_flags_scheduler_list (void **state)
   assert_string_equal (cfg.scheduler_hosts[1], "fd00::2");
   assert_string_equal (cfg.scheduler_ports[1], "7702");
   assert_string_equal (cfg.scheduler_addrs[2], "sched-c:7703");
-  assert_string_equal (cfg.scheduler_host, "10.0.0.1");
-  assert_string_equal (cfg.scheduler_port, "7701");
   agent_config_clear (&cfg);
 }
 
