@@ -49,6 +49,23 @@ orch__tail_add (char *tail, size_t *len, const char *buf, size_t n)
   *len += n;
 }
 
+/* Once r->cancel is set: SIGTERM, then SIGKILL when the grace is over. */
+static void
+orch__run_cancel_tick (const orch_run_t *r, pid_t pid, bool *cancelled, int64_t *kill_at)
+{
+  if (!*cancelled && r->cancel != NULL && *r->cancel)
+    {
+      *cancelled = true;
+      kill (pid, SIGTERM);
+      *kill_at = orch_now_mono_ms () + ORCH_RUN_KILL_GRACE_MS;
+    }
+  if (*kill_at >= 0 && orch_now_mono_ms () >= *kill_at)
+    {
+      kill (pid, SIGKILL);
+      *kill_at = -1;
+    }
+}
+
 int
 orch_run (orch_run_t *r, orch_err_t *err)
 {
@@ -135,17 +152,7 @@ orch_run (orch_run_t *r, orch_err_t *err)
               kill (pid, SIGKILL);
             }
         }
-      if (!cancelled && r->cancel != NULL && *r->cancel)
-        {
-          cancelled = true;
-          kill (pid, SIGTERM);
-          kill_at = orch_now_mono_ms () + ORCH_RUN_KILL_GRACE_MS;
-        }
-      if (kill_at >= 0 && orch_now_mono_ms () >= kill_at)
-        {
-          kill (pid, SIGKILL);
-          kill_at = -1;
-        }
+      orch__run_cancel_tick (r, pid, &cancelled, &kill_at);
     }
   orch_closep (&epipe[0]);
   orch_closep (&opipe[0]);
@@ -165,17 +172,7 @@ orch_run (orch_run_t *r, orch_err_t *err)
         }
       if (w == 0)
         {
-          if (!cancelled && r->cancel != NULL && *r->cancel)
-            {
-              cancelled = true;
-              kill (pid, SIGTERM);
-              kill_at = orch_now_mono_ms () + ORCH_RUN_KILL_GRACE_MS;
-            }
-          if (kill_at >= 0 && orch_now_mono_ms () >= kill_at)
-            {
-              kill (pid, SIGKILL);
-              kill_at = -1;
-            }
+          orch__run_cancel_tick (r, pid, &cancelled, &kill_at);
           poll (NULL, 0, ORCH_RUN_POLL_MS / 10);
         }
     }

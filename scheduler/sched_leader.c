@@ -33,8 +33,6 @@
 #define SCHED_LEADER_MIN_STEP_MS 200
 #define SCHED_LEADER_MAX_STEP_MS 1000
 
-static void leader_step (sched_t *s);
-
 static int64_t
 leader_ttl_s (const sched_t *s)
 {
