@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "image.h"
+#include "image_internal.h"
 #include "orch_quantity.h"
 #include "orch_util.h"
 
@@ -139,14 +139,15 @@ image_print_rootfs (const image_cli_t *c, const char *ref, const char *rootfs)
       puts (rootfs);
       return 0;
     }
-  image_info_t info;
+  /* The ids without image_inspect's walk over the whole tree. */
+  image_refrec_t rec;
   orch_err_t err = { 0 };
+  cleanup_free char *found = NULL;
   json_t *o = json_pack ("{s:s, s:s}", "ref", ref, "rootfs", rootfs);
-  if (image_inspect (c->state_dir, ref, &info, &err) == 0)
+  if (image__find (c->state_dir, ref, &found, &rec, &err) == 0)
     {
-      json_object_set_new (o, "id", json_string (info.id));
-      json_object_set_new (o, "manifest", json_string (info.manifest));
-      image_info_free (&info);
+      json_object_set_new (o, "id", json_string (rec.id));
+      json_object_set_new (o, "manifest", json_string (rec.manifest));
     }
   image_print_json (o);
   return 0;

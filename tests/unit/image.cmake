@@ -14,6 +14,6 @@ orch_unit_test(test_image_pull SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_image_pu
 # orch-image, the helper the agent runs for pulls and GC: its output and
 # errors as the agent and operators see them.
 orch_unit_test(test_image_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_image_cli.c
-               LIBS orch_common)
+               LIBS orch_common PkgConfig::JANSSON)
 target_compile_definitions(test_image_cli PRIVATE ORCH_IMAGE_BIN="$<TARGET_FILE:orch-image>")
 add_dependencies(test_image_cli orch-image)

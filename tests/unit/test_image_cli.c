@@ -92,6 +92,20 @@ test_import_inspect_untag (void **state)
   assert_int_equal (stat (hello, &st), 0);
   assert_true (st.st_mode & S_IXUSR);
 
+  /* -o json says which image the ref now names. */
+  assert_int_equal (
+      image_cli (&r, &err, "-o", "json", "--state-dir", f->state, "pull", "app:1", NULL), 0);
+  {
+    json_error_t je;
+    json_t *o = json_loads (r.out, 0, &je);
+    assert_non_null (o);
+    assert_string_equal (json_string_value (json_object_get (o, "rootfs")), rootfs);
+    assert_int_equal (strncmp (json_string_value (json_object_get (o, "id")), "sha256:", 7), 0);
+    assert_int_equal (strlen (json_string_value (json_object_get (o, "manifest"))), 71);
+    json_decref (o);
+  }
+  orch_run_clear (&r);
+
   /* A pull of what is in the store needs no registry. */
   assert_int_equal (image_cli (&r, &err, "--state-dir", f->state, "pull", "app:1", NULL), 0);
   r.out[strcspn (r.out, "\n")] = '\0';
